@@ -1,0 +1,2 @@
+//! The `kith` command-line client.
+fn main() {}

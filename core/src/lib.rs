@@ -1,0 +1,3 @@
+//! kith-core: the client core library every Kith client is a thin shell over.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]

@@ -1,0 +1,2 @@
+//! The `kith-relay` binary.
+fn main() {}
