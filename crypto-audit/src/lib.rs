@@ -6,3 +6,6 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod account_password;
+pub mod certificate;
+pub mod identity;
+pub mod mls;
