@@ -7,5 +7,8 @@
 
 pub mod account_password;
 pub mod certificate;
+pub mod channel;
+pub mod fingerprint;
 pub mod identity;
+pub mod invite;
 pub mod mls;
