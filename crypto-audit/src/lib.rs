@@ -11,4 +11,5 @@ pub mod channel;
 pub mod fingerprint;
 pub mod identity;
 pub mod invite;
+pub mod media;
 pub mod mls;
