@@ -11,5 +11,6 @@ pub mod channel;
 pub mod fingerprint;
 pub mod identity;
 pub mod invite;
+pub mod kat;
 pub mod media;
 pub mod mls;
