@@ -8,3 +8,6 @@ mod mls_groups;
 
 /// Property tests: certificate, channel and invite round trips, flipped bits, wrong keys.
 mod properties;
+
+/// RFC 9420 interoperability vectors against the MLS stack we ship.
+mod rfc9420;
