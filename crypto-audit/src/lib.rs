@@ -6,3 +6,4 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod account_password;
+pub mod envelope;
