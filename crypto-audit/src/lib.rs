@@ -7,3 +7,5 @@
 
 pub mod account_password;
 pub mod envelope;
+pub mod frame;
+pub mod padding;
