@@ -6,3 +6,6 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod account_password;
+pub mod envelope;
+pub mod frame;
+pub mod padding;
