@@ -6,6 +6,7 @@
 pub mod config;
 pub mod context;
 pub mod errors;
+pub mod imap;
 pub mod limits;
 pub mod metrics;
 pub mod store;
