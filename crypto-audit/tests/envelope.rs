@@ -2,4 +2,5 @@
 
 mod envelope {
     mod check;
+    mod seal_open;
 }
