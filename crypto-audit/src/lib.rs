@@ -6,6 +6,8 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod account_password;
+pub mod backup;
 pub mod envelope;
 pub mod frame;
 pub mod padding;
+pub mod recovery_code;

@@ -18,13 +18,13 @@
 //! assert_eq!(open(&mail, OpenKey::Symmetric(&key)).unwrap(), frame);
 //! ```
 
-mod check;
+pub(crate) mod check;
 mod errors;
 mod hint;
 mod keys;
 mod mime;
-mod open;
-mod seal;
+pub(crate) mod open;
+pub(crate) mod seal;
 
 pub use check::{check_envelope, envelope_packets, PacketSummary};
 pub use errors::EnvelopeError;

@@ -1,5 +1,6 @@
 //! Opening: an envelope and a key in, the frame out (PROTOCOL.md §5).
 
+use std::cell::Cell;
 use std::io::Read;
 
 use sequoia_openpgp::crypto::{Password, SessionKey};
@@ -14,7 +15,7 @@ use sequoia_openpgp::{Cert, KeyHandle};
 use zeroize::Zeroizing;
 
 use super::check::{check_packets, dearmor, pgp_part};
-use super::keys::OpenKey;
+use super::keys::{DeviceKeypair, OpenKey};
 use super::EnvelopeError;
 use crate::frame::Frame;
 
@@ -24,19 +25,33 @@ use crate::frame::Frame;
 pub fn open(message: &[u8], key: OpenKey<'_>) -> Result<Frame, EnvelopeError> {
     let payload = dearmor(&pgp_part(message)?)?;
     check_packets(&payload)?;
-    let plaintext = decrypt(&payload, key)?;
+    let unlock = match key {
+        OpenKey::Symmetric(k) => Unlock::Password(Password::from(k.skesk_password().to_vec())),
+        OpenKey::Device(pair) => Unlock::Device(pair),
+    };
+    let plaintext = decrypt(&payload, &unlock)?;
     Ok(Frame::decode(&plaintext)?)
 }
 
-/// Decrypts a checked binary OpenPGP message.
+/// What opens a message: a SKESK v6 password, or a device key for a PKESK v6.
+pub(crate) enum Unlock<'a> {
+    /// The SKESK password (derived key bytes, or a recovery code).
+    Password(Password),
+    /// A device's envelope key pair.
+    Device(&'a DeviceKeypair),
+}
+
+/// Decrypts a checked binary OpenPGP message: exactly one SEIPD v2 layer, nothing signed or
+/// compressed. A failure before a session key is found is [`EnvelopeError::WrongKey`].
 pub(crate) fn decrypt(
     payload: &[u8],
-    key: OpenKey<'_>,
+    unlock: &Unlock<'_>,
 ) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
     let policy = StandardPolicy::new();
+    let found_session_key = Cell::new(false);
     let helper = Helper {
-        key,
-        found_session_key: false,
+        unlock,
+        found_session_key: &found_session_key,
     };
     let failed = |e: &dyn std::fmt::Display, found: bool| {
         if found {
@@ -50,11 +65,11 @@ pub(crate) fn decrypt(
     let builder = DecryptorBuilder::from_bytes(payload).map_err(EnvelopeError::openpgp)?;
     let mut decryptor = match builder.with_policy(&policy, None, helper) {
         Ok(d) => d,
-        Err(e) => return Err(failed(&e, false)),
+        Err(e) => return Err(failed(&e, found_session_key.get())),
     };
     let mut plaintext = Zeroizing::new(Vec::new());
     let read = decryptor.read_to_end(&mut plaintext);
-    let found = decryptor.helper_ref().found_session_key;
+    let found = found_session_key.get();
     match read {
         Ok(_) if decryptor.message_processed() => Ok(plaintext),
         Ok(_) => Err(EnvelopeError::DecryptionFailed {
@@ -65,8 +80,8 @@ pub(crate) fn decrypt(
 }
 
 struct Helper<'a> {
-    key: OpenKey<'a>,
-    found_session_key: bool,
+    unlock: &'a Unlock<'a>,
+    found_session_key: &'a Cell<bool>,
 }
 
 impl VerificationHelper for Helper<'_> {
@@ -100,24 +115,26 @@ impl DecryptionHelper for Helper<'_> {
         sym_algo: Option<SymmetricAlgorithm>,
         decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
     ) -> sequoia_openpgp::Result<Option<Cert>> {
-        match self.key {
-            OpenKey::Symmetric(key) => {
-                let password = Password::from(key.skesk_password().to_vec());
+        match self.unlock {
+            Unlock::Password(password) => {
                 for skesk in skesks.iter().filter(|s| matches!(s, SKESK::V6(_))) {
-                    if let Ok((algo, sk)) = skesk.decrypt(&password) {
+                    if let Ok((algo, sk)) = skesk.decrypt(password) {
+                        // SKESK v6 is AEAD-sealed: decrypting it proves the key is right.
+                        self.found_session_key.set(true);
                         if decrypt(algo, &sk) {
-                            self.found_session_key = true;
                             return Ok(None);
                         }
                     }
                 }
             }
-            OpenKey::Device(pair) => {
+            Unlock::Device(pair) => {
                 let mut keypair = pair.openpgp_key()?.into_keypair()?;
                 for pkesk in pkesks.iter().filter(|p| matches!(p, PKESK::V6(_))) {
                     if let Some((algo, sk)) = pkesk.decrypt(&mut keypair, sym_algo) {
+                        // The X25519 PKESK's session key is AES-key-wrapped (RFC 3394),
+                        // whose integrity check proves the key is right.
+                        self.found_session_key.set(true);
                         if decrypt(algo, &sk) {
-                            self.found_session_key = true;
                             return Ok(None);
                         }
                     }

@@ -141,7 +141,7 @@ fn write_skesk(
 
 /// sequoia streams the SEIPD body with partial body lengths; older filtermail versions
 /// reject those, so every top-level packet is re-serialized with a definite length.
-fn with_definite_lengths(streamed: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
+pub(crate) fn with_definite_lengths(streamed: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
     let pile = PacketPile::from_bytes(streamed).map_err(EnvelopeError::openpgp)?;
     let mut out = Vec::with_capacity(streamed.len());
     for packet in pile.children() {
