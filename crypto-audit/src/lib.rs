@@ -11,3 +11,4 @@ pub mod envelope;
 pub mod frame;
 pub mod padding;
 pub mod recovery_code;
+pub mod vectors;

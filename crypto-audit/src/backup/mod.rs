@@ -17,6 +17,8 @@ use sequoia_openpgp::serialize::stream::{Encryptor, LiteralWriter, Message};
 use sequoia_openpgp::serialize::Serialize;
 use zeroize::Zeroizing;
 
+pub(crate) mod vectors;
+
 use crate::envelope::check::{check_packets, dearmor};
 use crate::envelope::open::{decrypt, Unlock};
 use crate::envelope::seal::{armor_message, with_definite_lengths, AEAD_ALGO, SYMMETRIC_ALGO};

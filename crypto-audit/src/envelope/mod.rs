@@ -26,9 +26,10 @@ mod mime;
 pub(crate) mod open;
 pub(crate) mod seal;
 
-pub use check::{check_envelope, envelope_packets, PacketSummary};
+pub use check::{check_envelope, envelope_layout, envelope_packets, EnvelopeLayout, PacketSummary};
 pub use errors::EnvelopeError;
 pub use hint::{find_key, hint_matches, HINT_NONCE_LEN, HINT_TAG_LEN};
 pub use keys::{DeviceKeypair, DevicePublicKey, OpenKey, SealKey, SymmetricKey, SymmetricKind};
 pub use open::open;
 pub use seal::seal;
+pub(crate) mod vectors;
