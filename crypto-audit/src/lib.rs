@@ -14,6 +14,7 @@ pub mod fingerprint;
 pub mod frame;
 pub mod identity;
 pub mod invite;
+pub mod kat;
 pub mod media;
 pub mod mls;
 pub mod padding;
