@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::core::{Tag, Vec1};
 use imap_codec::imap_types::fetch::MessageDataItem;
-use imap_codec::imap_types::flag::{StoreResponse, StoreType};
+use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
 
@@ -101,20 +101,8 @@ impl Session {
                 uid,
                 ..
             } => {
-                let mode = match kind {
-                    StoreType::Add => FlagsMode::Add,
-                    StoreType::Remove => FlagsMode::Remove,
-                    StoreType::Replace => FlagsMode::Replace,
-                };
-                let bits = render::flag_bits(&flags);
                 let silent = response == StoreResponse::Silent;
-                if uid {
-                    let command = DeferredCommand::Store(sequence_set, bits, mode, silent);
-                    self.defer_listed(tag, command, true);
-                } else {
-                    let uids = resolve(selection, &sequence_set, false);
-                    self.store_flags(tag, uids, bits, mode, silent, false);
-                }
+                self.store_command(tag, sequence_set, kind, &flags, silent, uid);
             }
             CommandBody::Expunge => self.ask(
                 Request::Expunge(None),
@@ -137,6 +125,31 @@ impl Session {
                 self.out.ok(tag, "Mailbox closed");
             }
             _ => self.reject_unknown(tag),
+        }
+    }
+
+    /// STORE changes flags by sequence number at once; UID STORE refreshes first.
+    fn store_command(
+        &mut self,
+        tag: Tag<'static>,
+        set: SequenceSet,
+        kind: StoreType,
+        flags: &[Flag<'_>],
+        silent: bool,
+        is_uid: bool,
+    ) {
+        let mode = match kind {
+            StoreType::Add => FlagsMode::Add,
+            StoreType::Remove => FlagsMode::Remove,
+            StoreType::Replace => FlagsMode::Replace,
+        };
+        let bits = render::flag_bits(flags);
+        if is_uid {
+            let command = DeferredCommand::Store(set, bits, mode, silent);
+            self.defer_listed(tag, command, true);
+        } else if let State::Selected(selection) = &self.state {
+            let uids = resolve(selection, &set, false);
+            self.store_flags(tag, uids, bits, mode, silent, false);
         }
     }
 
