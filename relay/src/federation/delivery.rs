@@ -161,6 +161,7 @@ fn envelope(item: &QueueItem) -> Option<Envelope> {
 async fn attempt(target: &Target, envelope: &Envelope, body: &[u8], our_domain: &str) -> Outcome {
     let tls = match TlsParameters::builder(target.host.clone())
         .dangerous_accept_invalid_certs(target.is_insecure)
+        .dangerous_accept_invalid_hostnames(target.is_insecure)
         .build_rustls()
     {
         Ok(parameters) => Tls::Required(parameters),
@@ -180,6 +181,11 @@ async fn attempt(target: &Target, envelope: &Envelope, body: &[u8], our_domain: 
         Err(error) if error.is_permanent() => {
             tracing::warn!(code = ?error.status(), "remote relay refused the message");
             Outcome::Refused
+        }
+        Err(error) if error.status().is_none() => {
+            // Not a reply from the remote (which could quote addresses): safe to log.
+            tracing::info!(%error, "delivery attempt failed");
+            Outcome::Failed
         }
         Err(error) => {
             tracing::info!(
