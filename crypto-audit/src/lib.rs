@@ -6,3 +6,13 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod account_password;
+pub mod certificate;
+pub mod channel;
+pub mod envelope;
+pub mod fingerprint;
+pub mod frame;
+pub mod identity;
+pub mod invite;
+pub mod media;
+pub mod mls;
+pub mod padding;

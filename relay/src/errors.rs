@@ -62,22 +62,6 @@ pub enum StoreError {
     },
 }
 
-/// A message was refused because it is not an encrypted envelope (answered with
-/// `523 5.7.1 Encryption Needed`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum EnvelopeRejected {
-    /// The message is not PGP/MIME `multipart/encrypted`.
-    #[error("not a PGP/MIME multipart/encrypted message")]
-    NotPgpMime,
-    /// The multipart/encrypted body does not have exactly a version part and a payload part.
-    #[error("multipart/encrypted must have exactly two parts")]
-    WrongParts,
-    /// The payload part holds no OpenPGP message.
-    #[error("the payload part is not an OpenPGP message")]
-    NoOpenPgpMessage,
-}
-
 /// The relay could not start or run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -21,6 +21,7 @@ pub mod context;
 pub mod errors;
 pub(crate) mod federation;
 pub(crate) mod http;
+pub mod imap;
 pub mod limits;
 pub mod metrics;
 pub mod server;

@@ -30,6 +30,14 @@ pub async fn run(ctx: RelayContext) -> Result<(), ServerError> {
             smtp.push((bind(name, address).await?, kind));
         }
     }
+    let mut imap = Vec::new();
+    for (name, address, implicit_tls) in
+        [("imaps", listen.imaps, true), ("imap", listen.imap, false)]
+    {
+        if let Some(address) = address {
+            imap.push((bind(name, address).await?, implicit_tls));
+        }
+    }
     let metrics = match listen.metrics {
         Some(address) => Some(bind("metrics", address).await?),
         None => None,
@@ -46,16 +54,15 @@ pub async fn run(ctx: RelayContext) -> Result<(), ServerError> {
         ));
     }
 
-    // ── IMAP: the IMAP engineer's listeners are wired here at merge ─────────────────────
-    // if let Some(address) = listen.imaps {
-    //     let listener = bind("imaps", address).await?;
-    //     sessions.spawn(crate::imap::serve(listener, ctx.clone(), true));
-    // }
-    // if let Some(address) = listen.imap {
-    //     let listener = bind("imap", address).await?;
-    //     sessions.spawn(crate::imap::serve(listener, ctx.clone(), false));
-    // }
-    // ─────────────────────────────────────────────────────────────────────────────────────
+    for (listener, implicit_tls) in imap {
+        // The IMAP server tracks (and on shutdown waits for) its own sessions.
+        let ctx = ctx.clone();
+        sessions.spawn(async move {
+            if let Err(error) = crate::imap::serve(listener, ctx, implicit_tls).await {
+                tracing::error!(%error, "IMAP listener failed");
+            }
+        });
+    }
 
     if let Some(listener) = metrics {
         background.spawn(crate::http::serve(listener, ctx.clone()));
