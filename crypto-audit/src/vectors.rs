@@ -23,14 +23,4 @@ pub struct VectorSuite {
 pub const SUITES: &[VectorSuite] = &[
     crate::envelope::vectors::SUITE,
     crate::backup::vectors::SUITE,
-    crate::kat::SUITES[0],
-    crate::kat::SUITES[1],
-    crate::kat::SUITES[2],
-    crate::kat::SUITES[3],
-    crate::kat::SUITES[4],
-    crate::kat::SUITES[5],
-    crate::kat::SUITES[6],
-    crate::kat::SUITES[7],
-    crate::kat::SUITES[8],
-    crate::kat::SUITES[9],
 ];

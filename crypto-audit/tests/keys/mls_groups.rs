@@ -4,8 +4,8 @@ use kith_crypto::mls::openmls::prelude::tls_codec::{Deserialize as _, Serialize 
 use kith_crypto::mls::openmls::prelude::*;
 use kith_crypto::mls::{
     begin_immediate, credential_with_key, epoch_id, export_epoch_key, group_create_config,
-    group_join_config, run_migrations, verify_leaf_credential, DeviceSigningKey, EpochExport,
-    KithProvider, CIPHERSUITE,
+    group_join_config, new_key_package, run_migrations, verify_leaf_credential, DeviceSigningKey,
+    EpochExport, KithProvider,
 };
 use rand::rngs::OsRng;
 use rusqlite::Connection;
@@ -66,13 +66,7 @@ fn two_members_over_sqlite_files() {
     // Bob publishes a KeyPackage; Alice checks its leaf credential before adding him.
     let key_package = {
         let provider = KithProvider::new(&bob.conn);
-        KeyPackage::builder()
-            .build(
-                CIPHERSUITE,
-                &provider,
-                &bob.signer,
-                credential_with_key(&bob.certificate),
-            )
+        new_key_package(&provider, &bob.signer, &bob.certificate, false)
             .expect("key package")
             .key_package()
             .clone()
