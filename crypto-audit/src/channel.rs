@@ -162,6 +162,9 @@ impl ChannelKey {
     }
 }
 
+// The secret zeroizes itself on drop (x25519-dalek's `#[zeroize(drop)]`).
+impl zeroize::ZeroizeOnDrop for ChannelKey {}
+
 impl std::fmt::Debug for ChannelKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
