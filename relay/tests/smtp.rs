@@ -311,6 +311,83 @@ async fn submission_over_implicit_tls_and_starttls_lands_in_the_mailbox() {
     relay.stop();
 }
 
+/// An IMAP client over implicit TLS that trusts the relay's self-signed certificate.
+async fn imap_login(
+    relay: &Relay,
+    user: &str,
+) -> async_imap::Session<tokio_rustls::client::TlsStream<TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(relay.dir.join("cert.pem")).unwrap();
+    for cert in rustls_pemfile_certs(&pem) {
+        roots.add(cert).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(relay.config.listen.imaps.unwrap())
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from(relay.config.domain.clone()).unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let mut client = async_imap::Client::new(tls);
+    client.read_response().await.unwrap().unwrap();
+    client.login(user, PASSWORD).await.map_err(|e| e.0).unwrap()
+}
+
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitted_message_wakes_idle_and_is_fetched_over_imap() {
+    use futures::TryStreamExt as _;
+    let mut relay = Relay::start("i.test", |c| c.listen.imaps = Some(free_port()));
+    let alice = account(&relay, "alice0001").await;
+    let bob = account(&relay, "bob000001").await;
+    let mut imap = imap_login(&relay, &bob).await;
+    let mailbox = imap.select("INBOX").await.unwrap();
+    assert_eq!(mailbox.exists, 1, "bob's own hello message");
+    let mut idle = imap.idle();
+    idle.init().await.unwrap();
+    let (wait, _stop) = idle.wait();
+    let client = relay.client(&alice, PASSWORD, false);
+    let message = envelope_message(&alice, "idle1@i.test");
+    let recipients = [bob.as_str()];
+    let submit = send(&client, &alice, &recipients, &message);
+    let (woken, sent) = tokio::join!(wait, submit);
+    sent.unwrap();
+    assert!(matches!(
+        woken.unwrap(),
+        async_imap::extensions::idle::IdleResponse::NewData(_)
+    ));
+    let mut imap = idle.done().await.unwrap();
+    let fetched: Vec<_> = imap
+        .uid_fetch("1:*", "BODY[]")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let bodies: Vec<String> = fetched
+        .iter()
+        .filter_map(|f| f.body())
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert_eq!(bodies.len(), 2);
+    assert!(bodies
+        .iter()
+        .any(|b| b.contains("Message-ID: <idle1@i.test>")));
+    imap.logout().await.unwrap();
+    relay.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn federation_over_a_static_route_survives_the_remote_being_down() {
     // Relay B first, to create the recipient's account; then it goes down.
