@@ -163,6 +163,7 @@ async fn rejections_leave_the_relay_working() {
     let mut relay = Relay::start("r.test", |c| {
         c.limits.max_message_bytes = 64 * 1024;
         c.limits.send_per_minute = 6;
+        c.limits.connections_per_ip = 4;
     });
     let alice = account(&relay, "alice0001").await;
     let bob = account(&relay, "bob000001").await;
@@ -249,6 +250,31 @@ async fn rejections_leave_the_relay_working() {
     smtp.expect("MAIL FROM:<x@other.test>", "250").await;
     smtp.expect(&format!("RCPT TO:<{bob}>"), "250").await;
     smtp.expect("QUIT", "221").await;
+
+    // Connections per IP (4 here): the next one is told 421 and closed; once some close,
+    // new ones are welcome again.
+    let smtp_addr = relay.config.listen.smtp.unwrap();
+    let mut open = Vec::new();
+    let refusal = loop {
+        let (conn, greeting) = RawSmtp::open(smtp_addr).await;
+        if greeting != "220" {
+            break greeting;
+        }
+        open.push(conn);
+        assert!(open.len() <= 4, "more than 4 connections accepted");
+    };
+    assert_eq!(refusal, "421");
+    drop(open);
+    let started = Instant::now();
+    loop {
+        let (mut conn, greeting) = RawSmtp::open(smtp_addr).await;
+        if greeting == "220" {
+            conn.expect("NOOP", "250").await;
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "connection slots never freed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let text = metrics(&relay).await;
     for reason in [
         "not_encrypted",

@@ -296,14 +296,21 @@ pub struct RawSmtp {
 
 impl RawSmtp {
     pub async fn connect(addr: std::net::SocketAddr) -> RawSmtp {
+        let (smtp, greeting) = RawSmtp::open(addr).await;
+        assert_eq!(greeting, "220");
+        smtp
+    }
+
+    /// Connects and returns the greeting's code, whatever it is.
+    pub async fn open(addr: std::net::SocketAddr) -> (RawSmtp, String) {
         let tcp = TcpStream::connect(addr).await.unwrap();
         let (read, writer) = tokio::io::split(tcp);
         let mut smtp = RawSmtp {
             reader: BufReader::new(read),
             writer,
         };
-        assert_eq!(smtp.reply().await, "220");
-        smtp
+        let greeting = smtp.reply().await;
+        (smtp, greeting)
     }
 
     /// Reads one (possibly multi-line) reply; returns its code.
