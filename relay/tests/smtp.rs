@@ -144,6 +144,24 @@ async fn federation_over_a_static_route_survives_the_remote_being_down() {
     wait_until("A's queue empties", || a.queue_attempts().is_empty()).await;
     let text = metrics(&a).await;
     assert!(text.contains("kith_relay_messages_out_total 1"), "{text}");
+    // A permanent refusal by B (no such mailbox) drops the entry instead of retrying it.
+    let nobody = b.address("nobody123");
+    send(
+        &client,
+        &alice,
+        &[&nobody],
+        &envelope_message(&alice, "fed2@a.test"),
+    )
+    .await
+    .unwrap();
+    // (A transient failure would keep the entry for a retry; a refusal removes it.)
+    wait_until("the refused entry is dropped", || {
+        a.queue_attempts().is_empty()
+    })
+    .await;
+    assert!(metrics(&a)
+        .await
+        .contains("kith_relay_messages_out_total 1"));
     // B accepts nothing for other domains, and nothing unencrypted, from relays.
     let mut smtp = RawSmtp::connect(b.config.listen.smtp.unwrap()).await;
     smtp.expect("EHLO a.test", "250").await;
