@@ -20,7 +20,11 @@ fn envelopes(c: &mut Criterion) {
         payload: vec![0x42; 1024],
     };
     for (name, seal_key, open_key) in [
-        ("epoch", SealKey::Symmetric(&epoch), OpenKey::Symmetric(&epoch)),
+        (
+            "epoch",
+            SealKey::Symmetric(&epoch),
+            OpenKey::Symmetric(&epoch),
+        ),
         ("device", SealKey::Device(&public), OpenKey::Device(&device)),
     ] {
         c.bench_function(&format!("seal 1 KiB ({name} key)"), |b| {

@@ -232,9 +232,14 @@ fn sealed_packets_are_filtermail_strict_and_seipd_v2() {
         assert!(packets.iter().all(|p| !p.is_partial && !p.is_legacy_format));
         // filtermail takes the text after the last '=' as the CRC-24 line.
         let text = String::from_utf8(mail).expect("ASCII");
-        let armor_end = text.find("\r\n-----END PGP MESSAGE-----").expect("armor end");
+        let armor_end = text
+            .find("\r\n-----END PGP MESSAGE-----")
+            .expect("armor end");
         let last_line = text[..armor_end].rsplit("\r\n").next().expect("a line");
-        assert!(last_line.starts_with('=') && last_line.len() == 5, "{last_line:?}");
+        assert!(
+            last_line.starts_with('=') && last_line.len() == 5,
+            "{last_line:?}"
+        );
     }
 }
 
