@@ -12,11 +12,24 @@ use super::{EpochKey, GroupEngine, GroupId, MemberInfo};
 
 impl GroupEngine {
     /// Makes `count` fresh KeyPackages (TLS-serialized) to publish to contacts.
+    ///
+    /// They carry the last-resort extension so that openmls keeps their private keys after a
+    /// join: when fork choice drops the commit that added us, the re-issued add brings a
+    /// second Welcome for the same package. The engine deletes a used package itself once
+    /// the group is [`super::HORIZON`] epochs past the join.
     pub fn key_packages(&self, db: &Connection, count: usize) -> Result<Vec<Vec<u8>>, GroupError> {
         let provider = KithProvider::new(db);
         (0..count)
             .map(|_| {
                 let bundle = KeyPackage::builder()
+                    .mark_as_last_resort()
+                    .leaf_node_capabilities(Capabilities::new(
+                        None,
+                        None,
+                        Some(&[ExtensionType::LastResort]),
+                        None,
+                        None,
+                    ))
                     .build(
                         CIPHERSUITE,
                         &provider,

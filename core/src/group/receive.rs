@@ -83,6 +83,10 @@ impl GroupEngine {
                     return Ok(());
                 }
             };
+        let used = match builder.processed_welcome().own_key_package() {
+            Some(package) => Some(package.hash_ref(provider.crypto()).map_err(mls)?),
+            None => None,
+        };
         let staged = builder.replace_old_group().build().map_err(mls)?;
         for member in staged.members() {
             let key = SignaturePublicKey::from(member.signature_key.clone());
@@ -93,6 +97,14 @@ impl GroupEngine {
         let gid = GroupId(group.group_id().as_slice().to_vec());
         store::forget_group(db, &gid)?;
         store::ensure_group_row(db, &gid)?;
+        if let Some(used) = used {
+            store::used_key_package(
+                db,
+                &gid,
+                group.epoch().as_u64(),
+                &serde_json::to_vec(&used)?,
+            )?;
+        }
         self.record_current_epoch(db, &provider, &group, &gid)?;
         out.events.push(Event::Joined { group: gid.clone() });
         out.events.push(Event::EpochChanged {

@@ -64,6 +64,11 @@ CREATE TABLE IF NOT EXISTS kith_stash (
     envelope BLOB NOT NULL,
     received_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS kith_used_key_packages (
+    key_package_ref BLOB PRIMARY KEY,
+    group_id BLOB NOT NULL,
+    joined_epoch INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS kith_resent (
     group_id BLOB NOT NULL,
     address TEXT NOT NULL,
@@ -255,7 +260,7 @@ pub(crate) fn prune(db: &Connection, group: &GroupId, current: u64) -> Result<()
     ] {
         db.execute(sql, params![group.0, o])?;
     }
-    Ok(())
+    retire_key_packages(db, group, current)
 }
 
 /// Deletes everything the engine keeps about a group (after we were removed or left).
@@ -538,4 +543,41 @@ pub(crate) fn sent_after(
     )?;
     let rows = stmt.query_map(params![group.0, parent_epoch as i64], |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Records the (last-resort) KeyPackage a Welcome used, to delete it after the horizon.
+pub(crate) fn used_key_package(
+    db: &Connection,
+    group: &GroupId,
+    epoch: u64,
+    reference: &[u8],
+) -> Result<(), GroupError> {
+    db.execute(
+        "INSERT OR REPLACE INTO kith_used_key_packages (key_package_ref, group_id, joined_epoch)
+         VALUES (?1, ?2, ?3)",
+        params![reference, group.0, epoch as i64],
+    )?;
+    Ok(())
+}
+
+/// Deletes the KeyPackages used to join `group` more than [`HORIZON`] epochs before
+/// `current` from openmls's storage (their references are stored in its JSON codec).
+pub(crate) fn retire_key_packages(
+    db: &Connection,
+    group: &GroupId,
+    current: u64,
+) -> Result<(), GroupError> {
+    let Some(oldest) = current.checked_sub(HORIZON) else {
+        return Ok(());
+    };
+    db.execute(
+        "DELETE FROM openmls_key_packages WHERE key_package_ref IN
+         (SELECT key_package_ref FROM kith_used_key_packages WHERE group_id = ?1 AND joined_epoch < ?2)",
+        params![group.0, oldest as i64],
+    )?;
+    db.execute(
+        "DELETE FROM kith_used_key_packages WHERE group_id = ?1 AND joined_epoch < ?2",
+        params![group.0, oldest as i64],
+    )?;
+    Ok(())
 }

@@ -317,6 +317,18 @@ impl Network {
         self.deliver(to, envelope);
     }
 
+    /// Duplicates every third frame in flight (chosen by `seed`).
+    pub fn duplicate_some(&mut self, seed: u64) {
+        let copies: Vec<_> = self
+            .in_flight
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| (*k as u64 + seed) % 3 == 0)
+            .map(|(_, f)| f.clone())
+            .collect();
+        self.in_flight.extend(copies);
+    }
+
     pub fn drop_in_flight_to(&mut self, i: usize) {
         self.in_flight.retain(|(to, _)| *to != i);
     }
@@ -509,6 +521,15 @@ impl Network {
         self.nodes[i]
             .conn
             .query_row("SELECT COUNT(*) FROM kith_stash", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    pub fn stored_key_packages(&self, i: usize) -> i64 {
+        self.nodes[i]
+            .conn
+            .query_row("SELECT COUNT(*) FROM openmls_key_packages", [], |r| {
+                r.get(0)
+            })
             .expect("count")
     }
 
