@@ -323,7 +323,7 @@ impl Network {
             .in_flight
             .iter()
             .enumerate()
-            .filter(|(k, _)| (*k as u64 + seed) % 3 == 0)
+            .filter(|(k, _)| (*k as u64 + seed).is_multiple_of(3))
             .map(|(_, f)| f.clone())
             .collect();
         self.in_flight.extend(copies);
