@@ -361,12 +361,13 @@ impl GroupEngine {
         let hash = self.commit_own(db, &provider, &mut group, gid, commit, out)?;
         store::settle_intent(db, id, group.epoch().as_u64() - 1, &hash)?;
         if let Some(welcome) = welcome {
+            let welcome = serialize(&welcome)?;
             out.outgoing.extend(added.iter().map(|address| Outgoing {
                 recipients: vec![address.clone()],
                 key: SealKey::Device {
                     address: address.clone(),
                 },
-                frame: mls_frame(serialize(&welcome).unwrap_or_default()),
+                frame: mls_frame(welcome.clone()),
             }));
             self.resend_name(db, gid, out)?;
         }

@@ -56,9 +56,13 @@ impl GroupEngine {
                         return Ok(out);
                     }
                 }
-                if load(&KithProvider::new(db), &gid).is_err() {
-                    tracing::debug!("frame for a group we are not in");
-                    return Ok(out);
+                match load(&KithProvider::new(db), &gid) {
+                    Ok(_) => {}
+                    Err(GroupError::UnknownGroup) => {
+                        tracing::debug!("frame for a group we are not in");
+                        return Ok(out);
+                    }
+                    Err(error) => return Err(error),
                 }
                 if matches!(protocol, ProtocolMessage::PublicMessage(_)) {
                     self.receive_commit(db, now, bytes, protocol, &gid, &mut out)?;
