@@ -56,13 +56,9 @@ impl GroupEngine {
                         return Ok(out);
                     }
                 }
-                match load(&KithProvider::new(db), &gid) {
-                    Ok(_) => {}
-                    Err(GroupError::UnknownGroup) => {
-                        tracing::debug!("frame for a group we are not in");
-                        return Ok(out);
-                    }
-                    Err(error) => return Err(error),
+                if !store::is_member_group(db, &gid)? {
+                    tracing::debug!("frame for a group we are not in");
+                    return Ok(out);
                 }
                 if matches!(protocol, ProtocolMessage::PublicMessage(_)) {
                     self.receive_commit(db, now, bytes, protocol, &gid, &mut out)?;

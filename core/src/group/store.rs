@@ -581,3 +581,15 @@ pub(crate) fn retire_key_packages(
     )?;
     Ok(())
 }
+
+/// Whether this device is in the group (cheaper than loading the MLS group).
+pub(crate) fn is_member_group(db: &Connection, group: &GroupId) -> Result<bool, GroupError> {
+    Ok(db
+        .query_row(
+            "SELECT 1 FROM kith_groups WHERE group_id = ?1",
+            params![group.0],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
