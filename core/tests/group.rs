@@ -338,3 +338,35 @@ fn a_used_key_package_is_deleted_once_the_group_is_past_the_horizon() {
     net.assert_converged(&g, &[0, 1]);
     assert_eq!(net.stored_key_packages(1), 0);
 }
+
+#[test]
+fn a_two_epoch_branch_is_rolled_back_when_the_better_commit_arrives_late() {
+    let mut net = Network::new(4);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &[1, 2, 3]);
+    net.run(Order::Sent);
+    let (start, _) = net.epoch(0, &g);
+    // On the same parent: device 0 updates, device 1 removes device 3 (removal wins).
+    net.self_update(0, &g);
+    let update = net.take_in_flight();
+    net.remove(1, &g, &[3]);
+    let removal = net.take_in_flight();
+    // Everyone but device 1 follows the update, and device 0 builds a second commit on it.
+    net.put_in_flight(update);
+    net.run(Order::Sent);
+    net.self_update(0, &g);
+    net.send_text(2, &g, "said on the losing branch");
+    net.run(Order::Sent);
+    assert_eq!(net.epoch(2, &g).0, start + 2);
+    // The removal arrives late: devices 0 and 2 roll back two epochs and apply it.
+    net.put_in_flight(removal);
+    net.run(Order::Reversed);
+    net.assert_converged(&g, &[0, 1, 2]);
+    assert!(net
+        .events(3)
+        .iter()
+        .any(|e| matches!(e, Event::Removed { .. })));
+    // Device 0's two self-updates were re-issued on top of the removal.
+    assert_eq!(net.epoch(1, &g).0, start + 3);
+    net.assert_each_shown_once(&g, &[0, 1, 2], &["said on the losing branch"]);
+}
