@@ -175,3 +175,81 @@ fn fuzz_entry_point_survives_a_mixed_session() {
     super::fuzz_session(b"");
     super::fuzz_session(b"\x00{99999999}\r\n");
 }
+
+#[test]
+fn the_checked_in_fuzz_corpus_runs_clean() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/imap_session");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        super::fuzz_session(&std::fs::read(entry.unwrap().path()).unwrap());
+        seen += 1;
+    }
+    assert!(seen >= 4, "the corpus is missing");
+}
+
+/// Without nightly we cannot run libFuzzer here; this throws random token soup at the
+/// session instead (same entry point), seeded so failures reproduce.
+#[test]
+fn random_command_soup_never_panics() {
+    use rand::{Rng, SeedableRng};
+    const TOKENS: &[&str] = &[
+        "a ",
+        "b ",
+        "UID ",
+        "FETCH ",
+        "STORE ",
+        "SEARCH ",
+        "EXPUNGE",
+        "SELECT ",
+        "EXAMINE ",
+        "INBOX",
+        "IDLE",
+        "DONE",
+        "NOOP",
+        "LOGIN ",
+        "AUTHENTICATE PLAIN",
+        "me@x ",
+        "\"secret password\"",
+        "1:*",
+        "*:1",
+        "2,4:7",
+        "4294967295",
+        "0",
+        "(",
+        ")",
+        "BODY[]",
+        "BODY.PEEK[HEADER.FIELDS (SUBJECT)]",
+        "<0.5>",
+        "+FLAGS ",
+        "-FLAGS.SILENT ",
+        "(\\Seen)",
+        "(\\Deleted)",
+        "RFC822",
+        "FLAGS",
+        "NOT ",
+        "OR ",
+        "UNSEEN ",
+        "{3}\r\nabc",
+        "{5+}\r\n",
+        "\r\n",
+        "\n",
+        " ",
+        "*",
+        "CLOSE",
+        "STATUS INBOX (UIDNEXT MESSAGES)",
+        "LIST \"\" *",
+        "STARTTLS",
+        "LOGOUT",
+        "AG1lQHgAc2VjcmV0IHBhc3N3b3Jk",
+        "\u{0}",
+        "\u{ff}",
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for _ in 0..3000 {
+        let mut input = vec![rng.gen::<u8>()];
+        for _ in 0..rng.gen_range(1..60) {
+            input.extend_from_slice(TOKENS[rng.gen_range(0..TOKENS.len())].as_bytes());
+        }
+        super::fuzz_session(&input);
+    }
+}
