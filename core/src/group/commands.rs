@@ -7,7 +7,7 @@ use kith_crypto::mls::openmls::prelude::tls_codec::{Deserialize as _, Serialize 
 use kith_crypto::mls::openmls::prelude::*;
 use kith_crypto::mls::{
     credential_with_key, epoch_id, export_epoch_key, group_create_config, verify_leaf_credential,
-    EpochExport, KithProvider,
+    EpochExport, KithProvider, MAX_ADDS_PER_COMMIT,
 };
 use rand::{CryptoRng, RngCore};
 use rusqlite::{params, Connection};
@@ -119,8 +119,9 @@ impl GroupEngine {
         Ok((gid, out))
     }
 
-    /// Adds devices from their KeyPackages in one commit (and one Welcome to each). Each
-    /// KeyPackage's certificate must verify and be signed by the identity given with it.
+    /// Adds devices from their KeyPackages: one commit per batch of `MAX_ADDS_PER_COMMIT`
+    /// (and one Welcome to each device). Each KeyPackage's certificate must verify and be
+    /// signed by the identity given with it.
     pub fn add_devices(
         &self,
         db: &Connection,
@@ -135,11 +136,18 @@ impl GroupEngine {
         for device in &devices {
             parse_key_package(&provider, &device.key_package, &device.identity.to_bytes())?;
         }
-        let devices = devices
+        let devices: Vec<(Vec<u8>, [u8; 32])> = devices
             .into_iter()
             .map(|d| (d.key_package, d.identity.to_bytes()))
             .collect();
-        self.issue(db, now, group, Intent::Add { devices })
+        // Adding N in one commit is super-linear (DESIGN.md): one commit per batch.
+        let intents = devices
+            .chunks(MAX_ADDS_PER_COMMIT)
+            .map(|batch| Intent::Add {
+                devices: batch.to_vec(),
+            })
+            .collect();
+        self.issue(db, now, group, intents)
     }
 
     /// Removes the member devices with these delivery addresses in one commit.
@@ -160,7 +168,7 @@ impl GroupEngine {
         {
             return Err(GroupError::UnknownMember);
         }
-        self.issue(db, now, group, Intent::Remove { addresses })
+        self.issue(db, now, group, vec![Intent::Remove { addresses }])
     }
 
     /// Commits fresh leaf keys for this device.
@@ -170,7 +178,7 @@ impl GroupEngine {
         now: u64,
         group: &GroupId,
     ) -> Result<Output, GroupError> {
-        self.issue(db, now, group, Intent::SelfUpdate)
+        self.issue(db, now, group, vec![Intent::SelfUpdate])
     }
 
     /// Asks the group to remove this device (an application request, since standalone
@@ -273,16 +281,18 @@ impl GroupEngine {
         Ok(out)
     }
 
-    /// Records an intent and carries it out now.
+    /// Records intents and carries them out now, in order.
     fn issue(
         &self,
         db: &Connection,
         now: u64,
         group: &GroupId,
-        intent: Intent,
+        intents: Vec<Intent>,
     ) -> Result<Output, GroupError> {
         load(&KithProvider::new(db), group)?;
-        store::add_intent(db, group, &intent, now)?;
+        for intent in &intents {
+            store::add_intent(db, group, intent, now)?;
+        }
         let mut out = Output::default();
         self.run_intents(db, now, group, &mut out)?;
         self.finish(db, &mut out)?;
