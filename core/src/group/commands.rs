@@ -1,0 +1,569 @@
+//! Commands from this device: create, add, remove, self-update, leave, rename, send; and the
+//! bookkeeping every merge shares.
+use std::collections::HashSet;
+
+use kith_crypto::frame::{Frame, FrameKind};
+use kith_crypto::mls::openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use kith_crypto::mls::openmls::prelude::*;
+use kith_crypto::mls::{
+    credential_with_key, epoch_id, export_epoch_key, group_create_config, verify_leaf_credential,
+    EpochExport, KithProvider, MAX_ADDS_PER_COMMIT,
+};
+use rand::{CryptoRng, RngCore};
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+
+use super::errors::{malformed, mls, GroupError};
+use super::fork::CommitClass;
+use super::store::{self, LoggedCommit};
+use super::{Event, GroupEngine, GroupId, MemberInfo, NewDevice, Output, SealKey};
+use super::{Outgoing, StashedEnvelope};
+use crate::content::{AppMessage, Content, MessageId};
+
+/// A change this device wants committed; kept until a commit of ours carrying it stays on
+/// the chain, and re-issued when fork choice drops that commit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Intent {
+    /// Add these devices: (KeyPackage bytes, expected identity key bytes).
+    Add { devices: Vec<(Vec<u8>, [u8; 32])> },
+    /// Remove the devices with these delivery addresses.
+    Remove { addresses: Vec<String> },
+    /// Refresh this device's leaf keys.
+    SelfUpdate,
+}
+
+/// What an application message carries around the content: the sender's epoch id, for
+/// anti-entropy (the epoch number is in the MLS header).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct AppEnvelope {
+    /// The sender's current epoch id when it sent the message.
+    pub(crate) epoch_id: [u8; 32],
+    /// The message.
+    pub(crate) message: AppMessage,
+}
+
+pub(crate) fn load(provider: &KithProvider<'_>, group: &GroupId) -> Result<MlsGroup, GroupError> {
+    MlsGroup::load(provider.storage(), &MlsGroupId::from_slice(&group.0))
+        .map_err(mls)?
+        .ok_or(GroupError::UnknownGroup)
+}
+
+pub(crate) use kith_crypto::mls::openmls::prelude::GroupId as MlsGroupId;
+
+/// The group's members, each from its verified certificate.
+pub(crate) fn members_of(group: &MlsGroup) -> Vec<MemberInfo> {
+    let mut members: Vec<MemberInfo> = group
+        .members()
+        .filter_map(|m| {
+            let key = SignaturePublicKey::from(m.signature_key.clone());
+            let device = verify_leaf_credential(&m.credential, &key, None).ok()?;
+            Some(MemberInfo {
+                address: device.delivery_address,
+                identity: device.identity_key,
+                device_id: device.device_id,
+                leaf_index: m.index.u32(),
+            })
+        })
+        .collect();
+    members.sort_by(|a, b| a.address.cmp(&b.address));
+    members
+}
+
+pub(crate) fn hash(provider: &KithProvider<'_>, bytes: &[u8]) -> Result<Vec<u8>, GroupError> {
+    provider
+        .crypto()
+        .hash(HashType::Sha2_256, bytes)
+        .map_err(mls)
+}
+
+pub(crate) fn serialize(message: &MlsMessageOut) -> Result<Vec<u8>, GroupError> {
+    message.tls_serialize_detached().map_err(malformed)
+}
+
+fn mls_frame(payload: Vec<u8>) -> Frame {
+    Frame {
+        kind: FrameKind::Mls,
+        payload,
+    }
+}
+
+impl GroupEngine {
+    /// Creates a group with this device as its only member and `name` as its name.
+    pub fn create_group(
+        &self,
+        db: &Connection,
+        now: u64,
+        rng: &mut (impl RngCore + CryptoRng),
+        name: &str,
+    ) -> Result<(GroupId, Output), GroupError> {
+        let provider = KithProvider::new(db);
+        let group = MlsGroup::new(
+            &provider,
+            &self.signer,
+            &group_create_config(),
+            credential_with_key(&self.certificate),
+        )
+        .map_err(mls)?;
+        let gid = GroupId(group.group_id().as_slice().to_vec());
+        db.execute(
+            "INSERT INTO kith_groups (group_id, name, name_sent_at, name_message_id)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![gid.0, name, now as i64, &MessageId::generate(rng).0[..]],
+        )?;
+        let mut out = Output::default();
+        self.record_current_epoch(db, &provider, &group, &gid)?;
+        out.events.push(Event::EpochChanged {
+            group: gid.clone(),
+            epoch: group.epoch().as_u64(),
+        });
+        Ok((gid, out))
+    }
+
+    /// Adds devices from their KeyPackages: one commit per batch of `MAX_ADDS_PER_COMMIT`
+    /// (and one Welcome to each device). Each KeyPackage's certificate must verify and be
+    /// signed by the identity given with it.
+    pub fn add_devices(
+        &self,
+        db: &Connection,
+        now: u64,
+        group: &GroupId,
+        devices: Vec<NewDevice>,
+    ) -> Result<Output, GroupError> {
+        if devices.is_empty() {
+            return Err(GroupError::EmptyInput);
+        }
+        let provider = KithProvider::new(db);
+        for device in &devices {
+            parse_key_package(&provider, &device.key_package, &device.identity.to_bytes())?;
+        }
+        let devices: Vec<(Vec<u8>, [u8; 32])> = devices
+            .into_iter()
+            .map(|d| (d.key_package, d.identity.to_bytes()))
+            .collect();
+        // Adding N in one commit is super-linear (DESIGN.md): one commit per batch.
+        let intents = devices
+            .chunks(MAX_ADDS_PER_COMMIT)
+            .map(|batch| Intent::Add {
+                devices: batch.to_vec(),
+            })
+            .collect();
+        self.issue(db, now, group, intents)
+    }
+
+    /// Removes the member devices with these delivery addresses in one commit.
+    pub fn remove_devices(
+        &self,
+        db: &Connection,
+        now: u64,
+        group: &GroupId,
+        addresses: Vec<String>,
+    ) -> Result<Output, GroupError> {
+        if addresses.is_empty() {
+            return Err(GroupError::EmptyInput);
+        }
+        let members = members_of(&load(&KithProvider::new(db), group)?);
+        if addresses
+            .iter()
+            .any(|a| !members.iter().any(|m| &m.address == a))
+        {
+            return Err(GroupError::UnknownMember);
+        }
+        self.issue(db, now, group, vec![Intent::Remove { addresses }])
+    }
+
+    /// Commits fresh leaf keys for this device.
+    pub fn self_update(
+        &self,
+        db: &Connection,
+        now: u64,
+        group: &GroupId,
+    ) -> Result<Output, GroupError> {
+        self.issue(db, now, group, vec![Intent::SelfUpdate])
+    }
+
+    /// Asks the group to remove this device (an application request, since standalone
+    /// proposals would block sending in openmls). An [`Event::Removed`] follows once a
+    /// member commits the removal.
+    pub fn leave(
+        &self,
+        db: &Connection,
+        now: u64,
+        rng: &mut (impl RngCore + CryptoRng),
+        group: &GroupId,
+    ) -> Result<Output, GroupError> {
+        Ok(self.send(db, now, rng, group, Content::LeaveRequest)?.1)
+    }
+
+    /// Renames the group (an application message; the latest by (time, id) wins everywhere).
+    pub fn rename(
+        &self,
+        db: &Connection,
+        now: u64,
+        rng: &mut (impl RngCore + CryptoRng),
+        group: &GroupId,
+        name: &str,
+    ) -> Result<Output, GroupError> {
+        let content = Content::Rename { name: name.into() };
+        Ok(self.send(db, now, rng, group, content)?.1)
+    }
+
+    /// Sends application content to the group; returns the message's id.
+    pub fn send(
+        &self,
+        db: &Connection,
+        now: u64,
+        rng: &mut (impl RngCore + CryptoRng),
+        group: &GroupId,
+        content: Content,
+    ) -> Result<(MessageId, Output), GroupError> {
+        let message = AppMessage {
+            id: MessageId::generate(rng),
+            sent_at: now,
+            content,
+        };
+        store::mark_seen(db, group, &message.id.0)?;
+        let mut out = Output::default();
+        if let Content::Rename { name } = &message.content {
+            if store::apply_rename(db, group, name, message.sent_at, &message.id.0)? {
+                out.events.push(Event::Renamed {
+                    group: group.clone(),
+                    name: name.clone(),
+                });
+            }
+        }
+        out.outgoing.push(self.encrypt(db, group, &message, true)?);
+        Ok((message.id, out))
+    }
+
+    /// Encrypts an application message in the current epoch (and remembers it, when
+    /// `remember`, so it can be re-sent if fork choice drops this epoch).
+    pub(crate) fn encrypt(
+        &self,
+        db: &Connection,
+        group: &GroupId,
+        message: &AppMessage,
+        remember: bool,
+    ) -> Result<Outgoing, GroupError> {
+        let provider = KithProvider::new(db);
+        let mut mls_group = load(&provider, group)?;
+        let epoch = mls_group.epoch().as_u64();
+        let envelope = AppEnvelope {
+            epoch_id: epoch_id(&mls_group, provider.crypto())?,
+            message: message.clone(),
+        };
+        let encoded = serde_json::to_vec(&envelope)?;
+        let ciphertext = mls_group
+            .create_message(&provider, &self.signer, &encoded)
+            .map_err(mls)?;
+        if remember {
+            db.execute(
+                "INSERT OR REPLACE INTO kith_sent (group_id, message_id, epoch, message)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![group.0, &message.id.0[..], epoch as i64, message.encode()],
+            )?;
+        }
+        Ok(Outgoing {
+            recipients: self.recipients(&mls_group),
+            key: self.seal_key(db, group, epoch)?,
+            frame: mls_frame(serialize(&ciphertext)?),
+        })
+    }
+
+    /// Runs what is due at `now`: delayed commits (leave requests this device is to answer,
+    /// re-issued intents) and expiry of old stashed envelopes.
+    pub fn handle_timeout(&self, db: &Connection, now: u64) -> Result<Output, GroupError> {
+        store::expire_stash(db, now.saturating_sub(STASH_TTL))?;
+        let mut out = Output::default();
+        for group in self.groups(db)? {
+            self.run_intents(db, now, &group, &mut out)?;
+        }
+        self.finish(db, &mut out)?;
+        Ok(out)
+    }
+
+    /// Records intents and carries them out now, in order.
+    fn issue(
+        &self,
+        db: &Connection,
+        now: u64,
+        group: &GroupId,
+        intents: Vec<Intent>,
+    ) -> Result<Output, GroupError> {
+        load(&KithProvider::new(db), group)?;
+        for intent in &intents {
+            store::add_intent(db, group, intent, now)?;
+        }
+        let mut out = Output::default();
+        self.run_intents(db, now, group, &mut out)?;
+        self.finish(db, &mut out)?;
+        Ok(out)
+    }
+
+    /// Carries out every pending intent of the group that is due.
+    pub(crate) fn run_intents(
+        &self,
+        db: &Connection,
+        now: u64,
+        group: &GroupId,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        for (id, intent) in store::due_intents(db, group, now)? {
+            if let Err(error) = self.execute(db, group, id, intent, out) {
+                tracing::warn!(%error, "dropping an intent that cannot be committed");
+                store::delete_intent(db, id)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn execute(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+        id: i64,
+        intent: Intent,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let provider = KithProvider::new(db);
+        let mut group = load(&provider, gid)?;
+        let members = members_of(&group);
+        let (commit, welcome, added) = match intent {
+            Intent::Add { devices } => {
+                let present: HashSet<Vec<u8>> = group.members().map(|m| m.signature_key).collect();
+                let mut packages = Vec::new();
+                let mut added = Vec::new();
+                for (bytes, identity) in devices {
+                    let (package, address) = parse_key_package(&provider, &bytes, &identity)?;
+                    if !present.contains(package.leaf_node().signature_key().as_slice()) {
+                        packages.push(package);
+                        added.push(address);
+                    }
+                }
+                if packages.is_empty() {
+                    return store::delete_intent(db, id);
+                }
+                let (commit, welcome, _) = group
+                    .add_members(&provider, &self.signer, &packages)
+                    .map_err(mls)?;
+                (commit, Some(welcome), added)
+            }
+            Intent::Remove { addresses } => {
+                let leaves: Vec<LeafNodeIndex> = members
+                    .iter()
+                    .filter(|m| addresses.contains(&m.address) && m.address != self.address)
+                    .map(|m| LeafNodeIndex::new(m.leaf_index))
+                    .collect();
+                if leaves.is_empty() {
+                    return store::delete_intent(db, id);
+                }
+                let (commit, _, _) = group
+                    .remove_members(&provider, &self.signer, &leaves)
+                    .map_err(mls)?;
+                (commit, None, Vec::new())
+            }
+            Intent::SelfUpdate => {
+                let bundle = group
+                    .self_update(&provider, &self.signer, LeafNodeParameters::default())
+                    .map_err(mls)?;
+                (bundle.into_commit(), None, Vec::new())
+            }
+        };
+        let hash = self.commit_own(db, &provider, &mut group, gid, commit, out)?;
+        store::settle_intent(db, id, group.epoch().as_u64() - 1, &hash)?;
+        if let Some(welcome) = welcome {
+            let welcome = serialize(&welcome)?;
+            out.outgoing.extend(added.iter().map(|address| Outgoing {
+                recipients: vec![address.clone()],
+                key: SealKey::Device {
+                    address: address.clone(),
+                },
+                frame: mls_frame(welcome.clone()),
+            }));
+            self.resend_name(db, gid, out)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the group's current name message again (same id and time), so that devices
+    /// just added learn it; everyone else has seen that id and ignores it.
+    fn resend_name(
+        &self,
+        db: &Connection,
+        group: &GroupId,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let (name, sent_at, id): (String, i64, Vec<u8>) = db.query_row(
+            "SELECT name, name_sent_at, name_message_id FROM kith_groups WHERE group_id = ?1",
+            params![group.0],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let id: [u8; 16] = id.try_into().map_err(|_| GroupError::UnknownGroup)?;
+        let message = AppMessage {
+            id: MessageId(id),
+            sent_at: sent_at as u64,
+            content: Content::Rename { name },
+        };
+        out.outgoing.push(self.encrypt(db, group, &message, false)?);
+        Ok(())
+    }
+
+    /// Merges a commit this device just created and sends it to the members of the parent
+    /// epoch (so removed devices learn of their removal). Returns the commit's hash.
+    fn commit_own(
+        &self,
+        db: &Connection,
+        provider: &KithProvider<'_>,
+        group: &mut MlsGroup,
+        gid: &GroupId,
+        commit: MlsMessageOut,
+        out: &mut Output,
+    ) -> Result<Vec<u8>, GroupError> {
+        let parent = group.epoch().as_u64();
+        let bytes = serialize(&commit)?;
+        let class = group
+            .pending_commit()
+            .map(CommitClass::of)
+            .ok_or_else(|| GroupError::Mls("no pending commit after creating one".into()))?;
+        let hash = hash(provider, &bytes)?;
+        out.outgoing.push(Outgoing {
+            recipients: self.recipients(group),
+            key: self.seal_key(db, gid, parent)?,
+            frame: mls_frame(bytes.clone()),
+        });
+        let before = members_of(group);
+        store::snapshot(db, gid, parent)?;
+        group.merge_pending_commit(provider).map_err(mls)?;
+        let logged = LoggedCommit {
+            class: class.to_i64(),
+            hash: hash.clone(),
+            message: bytes,
+        };
+        store::log_commit(db, gid, parent, &logged)?;
+        self.after_merge(db, provider, group, gid, &before, out)?;
+        Ok(hash)
+    }
+
+    /// Bookkeeping after any merge: record the new epoch, prune beyond the horizon, and
+    /// report membership changes.
+    pub(crate) fn after_merge(
+        &self,
+        db: &Connection,
+        provider: &KithProvider<'_>,
+        group: &MlsGroup,
+        gid: &GroupId,
+        before: &[MemberInfo],
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let epoch = group.epoch().as_u64();
+        self.record_current_epoch(db, provider, group, gid)?;
+        store::prune(db, gid, epoch)?;
+        let after = members_of(group);
+        let added: Vec<String> = after
+            .iter()
+            .filter(|m| {
+                !before
+                    .iter()
+                    .any(|b| b.leaf_index == m.leaf_index && b.address == m.address)
+            })
+            .map(|m| m.address.clone())
+            .collect();
+        let removed: Vec<String> = before
+            .iter()
+            .filter(|b| {
+                !after
+                    .iter()
+                    .any(|m| b.leaf_index == m.leaf_index && b.address == m.address)
+            })
+            .map(|m| m.address.clone())
+            .collect();
+        out.events.push(Event::EpochChanged {
+            group: gid.clone(),
+            epoch,
+        });
+        if !added.is_empty() {
+            out.events.push(Event::MembersAdded {
+                group: gid.clone(),
+                addresses: added,
+            });
+        }
+        if !removed.is_empty() {
+            out.events.push(Event::MembersRemoved {
+                group: gid.clone(),
+                addresses: removed,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn record_current_epoch(
+        &self,
+        db: &Connection,
+        provider: &KithProvider<'_>,
+        group: &MlsGroup,
+        gid: &GroupId,
+    ) -> Result<(), GroupError> {
+        let id = epoch_id(group, provider.crypto())?;
+        let key = export_epoch_key(group, provider.crypto(), EpochExport::EnvelopeKey)?;
+        store::record_epoch(db, gid, group.epoch().as_u64(), &id, &key)
+    }
+
+    /// Every member's address but this device's.
+    pub(crate) fn recipients(&self, group: &MlsGroup) -> Vec<String> {
+        members_of(group)
+            .into_iter()
+            .map(|m| m.address)
+            .filter(|a| *a != self.address)
+            .collect()
+    }
+
+    pub(crate) fn seal_key(
+        &self,
+        db: &Connection,
+        group: &GroupId,
+        epoch: u64,
+    ) -> Result<SealKey, GroupError> {
+        let (_, key) = store::epoch_record(db, group, epoch)?.ok_or(GroupError::UnknownGroup)?;
+        Ok(SealKey::Epoch {
+            group: group.clone(),
+            epoch,
+            key,
+        })
+    }
+
+    /// Ends a call: if any epoch key changed, offer the stashed envelopes again.
+    pub(crate) fn finish(&self, db: &Connection, out: &mut Output) -> Result<(), GroupError> {
+        let changed = out
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::EpochChanged { .. } | Event::Joined { .. }));
+        if changed && out.reopen.is_empty() {
+            out.reopen = store::stashed(db)?
+                .into_iter()
+                .map(|(id, envelope)| StashedEnvelope { id, envelope })
+                .collect();
+        }
+        Ok(())
+    }
+}
+
+/// How long an envelope no key opens is kept before it is given up (7 days).
+pub const STASH_TTL: u64 = 7 * 24 * 3600;
+
+/// Parses and validates a KeyPackage and checks its leaf's certificate against the identity
+/// we know for its owner. Returns the package and the device's delivery address.
+fn parse_key_package(
+    provider: &KithProvider<'_>,
+    bytes: &[u8],
+    identity: &[u8; 32],
+) -> Result<(KeyPackage, String), GroupError> {
+    let package = KeyPackageIn::tls_deserialize_exact(bytes)
+        .map_err(malformed)?
+        .validate(provider.crypto(), ProtocolVersion::Mls10)
+        .map_err(mls)?;
+    let expected = kith_crypto::identity::IdentityPublicKey::from_bytes(identity)
+        .map_err(|e| GroupError::CertificateMismatch(e.into()))?;
+    let leaf = package.leaf_node();
+    let device = verify_leaf_credential(leaf.credential(), leaf.signature_key(), Some(&expected))
+        .map_err(GroupError::CertificateMismatch)?;
+    Ok((package, device.delivery_address))
+}

@@ -1,0 +1,463 @@
+//! Incoming frames: Welcomes, commits (with fork choice and rollback), application
+//! messages (with deduplication and anti-entropy).
+use kith_crypto::certificate::{DeviceCertificate, VerifiedDevice};
+use kith_crypto::frame::{Frame, FrameKind};
+use kith_crypto::mls::openmls::prelude::tls_codec::Deserialize as _;
+use kith_crypto::mls::openmls::prelude::*;
+use kith_crypto::mls::{group_join_config, verify_leaf_credential, KithProvider};
+use rusqlite::Connection;
+
+use super::commands::{hash, load, members_of, AppEnvelope};
+use super::errors::{malformed, mls, GroupError};
+use super::fork::{beats, CommitClass, CommitRank};
+use super::store::{self, LoggedCommit};
+use super::{Event, GroupEngine, GroupId, Incoming, OpenedWith, Outgoing, Output};
+use crate::content::{AppMessage, Content};
+
+/// How long a member waits per rank before committing a removal someone asked for (the
+/// lowest-ranked member commits at once; the next one after this many seconds, ...).
+pub const LEAVE_STEP_SECS: u64 = 30;
+
+impl GroupEngine {
+    /// Handles one opened envelope: a Welcome, a commit or an application message.
+    ///
+    /// Frames that are well-formed but useless (for a group we are not in, an epoch beyond
+    /// the horizon, a commit that loses fork choice, a duplicate) give an empty [`Output`];
+    /// malformed bytes and refused certificates are errors. Either way the caller may
+    /// delete the envelope from the relay once its transaction is settled.
+    pub fn receive(
+        &self,
+        db: &Connection,
+        now: u64,
+        incoming: Incoming,
+    ) -> Result<Output, GroupError> {
+        if let Some(id) = incoming.stash_id {
+            store::unstash(db, id)?;
+        }
+        let mut out = Output::default();
+        if incoming.frame.kind != FrameKind::Mls {
+            return Ok(out);
+        }
+        let bytes = &incoming.frame.payload;
+        let message = MlsMessageIn::tls_deserialize_exact(bytes.as_slice()).map_err(malformed)?;
+        match message.wire_format() {
+            WireFormat::Welcome => {
+                let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
+                    return Err(GroupError::MalformedMls("not a Welcome".into()));
+                };
+                self.join(db, welcome, &mut out)?;
+            }
+            WireFormat::PublicMessage | WireFormat::PrivateMessage => {
+                let protocol = message.try_into_protocol_message().map_err(malformed)?;
+                let gid = GroupId(protocol.group_id().as_slice().to_vec());
+                if let OpenedWith::Epoch { group, .. } = &incoming.opened_with {
+                    if *group != gid {
+                        tracing::debug!("frame names another group than its envelope key");
+                        return Ok(out);
+                    }
+                }
+                if !store::is_member_group(db, &gid)? {
+                    tracing::debug!("frame for a group we are not in");
+                    return Ok(out);
+                }
+                if matches!(protocol, ProtocolMessage::PublicMessage(_)) {
+                    self.receive_commit(db, now, bytes, protocol, &gid, &mut out)?;
+                } else {
+                    self.receive_application(db, now, protocol, &gid, &mut out)?;
+                }
+            }
+            _ => tracing::debug!("ignoring an MLS message that is neither Welcome nor protocol"),
+        }
+        self.finish(db, &mut out)?;
+        Ok(out)
+    }
+
+    fn join(&self, db: &Connection, welcome: Welcome, out: &mut Output) -> Result<(), GroupError> {
+        let provider = KithProvider::new(db);
+        let builder =
+            match StagedWelcome::build_from_welcome(&provider, &group_join_config(), welcome) {
+                Ok(builder) => builder,
+                Err(error) => {
+                    // Not for any KeyPackage we hold (or a duplicate of one already used).
+                    tracing::debug!(?error, "ignoring a Welcome we cannot open");
+                    return Ok(());
+                }
+            };
+        let used = match builder.processed_welcome().own_key_package() {
+            Some(package) => Some(package.hash_ref(provider.crypto()).map_err(mls)?),
+            None => None,
+        };
+        let staged = builder.replace_old_group().build().map_err(mls)?;
+        for member in staged.members() {
+            let key = SignaturePublicKey::from(member.signature_key.clone());
+            verify_leaf_credential(&member.credential, &key, None)
+                .map_err(GroupError::CertificateMismatch)?;
+        }
+        let group = staged.into_group(&provider).map_err(mls)?;
+        let gid = GroupId(group.group_id().as_slice().to_vec());
+        store::forget_group(db, &gid)?;
+        store::ensure_group_row(db, &gid)?;
+        if let Some(used) = used {
+            store::used_key_package(
+                db,
+                &gid,
+                group.epoch().as_u64(),
+                &serde_json::to_vec(&used)?,
+            )?;
+        }
+        self.record_current_epoch(db, &provider, &group, &gid)?;
+        out.events.push(Event::Joined { group: gid.clone() });
+        out.events.push(Event::EpochChanged {
+            group: gid,
+            epoch: group.epoch().as_u64(),
+        });
+        Ok(())
+    }
+
+    fn receive_commit(
+        &self,
+        db: &Connection,
+        now: u64,
+        bytes: &[u8],
+        protocol: ProtocolMessage,
+        gid: &GroupId,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let provider = KithProvider::new(db);
+        let group = load(&provider, gid)?;
+        let parent = protocol.epoch().as_u64();
+        let current = group.epoch().as_u64();
+        let hash = hash(&provider, bytes)?;
+        if parent == current {
+            self.merge_incoming(db, &provider, group, gid, protocol, hash, bytes, out)?;
+            return Ok(());
+        }
+        if parent > current {
+            tracing::debug!(parent, current, "commit for an epoch not reached");
+            return Ok(());
+        }
+        let Some(incumbent) = store::logged_commit(db, gid, parent)? else {
+            tracing::debug!(parent, current, "commit beyond the horizon");
+            return Ok(());
+        };
+        if incumbent.hash == hash || !store::has_snapshot(db, gid, parent)? {
+            return Ok(());
+        }
+        db.execute_batch("SAVEPOINT kith_fork")?;
+        let mut trial = Output::default();
+        let won = self.try_fork(
+            db, now, gid, parent, protocol, hash, bytes, &incumbent, &mut trial,
+        );
+        match won {
+            Ok(true) => {
+                db.execute_batch("RELEASE kith_fork")?;
+                out.events.push(Event::ForkResolved {
+                    group: gid.clone(),
+                    parent_epoch: parent,
+                });
+                out.extend(trial);
+            }
+            Ok(false) | Err(_) => {
+                if let Err(error) = &won {
+                    tracing::debug!(%error, "competing commit did not apply");
+                }
+                db.execute_batch("ROLLBACK TO kith_fork; RELEASE kith_fork")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rolls back to `parent`, applies the competing commit if it beats the one we merged
+    /// there, then re-issues our dropped intents and re-sends our dropped messages. The
+    /// caller undoes everything (savepoint) unless this returns `Ok(true)`.
+    #[allow(clippy::too_many_arguments)]
+    fn try_fork(
+        &self,
+        db: &Connection,
+        now: u64,
+        gid: &GroupId,
+        parent: u64,
+        protocol: ProtocolMessage,
+        hash: Vec<u8>,
+        bytes: &[u8],
+        incumbent: &LoggedCommit,
+        out: &mut Output,
+    ) -> Result<bool, GroupError> {
+        store::restore(db, gid, parent)?;
+        let provider = KithProvider::new(db);
+        let mut group = load(&provider, gid)?;
+        let processed = group.process_message(&provider, protocol).map_err(mls)?;
+        let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
+            return Ok(false);
+        };
+        check_commit_leaves(&staged)?;
+        let rank = CommitRank {
+            class: CommitClass::of(&staged),
+            hash: hash.clone(),
+        };
+        let incumbent = CommitRank {
+            class: CommitClass::from_i64(incumbent.class),
+            hash: incumbent.hash.clone(),
+        };
+        if !beats(&rank, &incumbent) {
+            return Ok(false);
+        }
+        let logged = LoggedCommit {
+            class: rank.class.to_i64(),
+            hash,
+            message: bytes.to_vec(),
+        };
+        if !self.merge_staged(db, &provider, &mut group, gid, *staged, logged, out)? {
+            return Ok(true);
+        }
+        store::reopen_intents(db, gid, parent, now)?;
+        self.run_intents(db, now, gid, out)?;
+        for encoded in store::sent_after(db, gid, parent)? {
+            let message = AppMessage::decode(&encoded)?;
+            out.outgoing.push(self.encrypt(db, gid, &message, true)?);
+        }
+        Ok(true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn merge_incoming(
+        &self,
+        db: &Connection,
+        provider: &KithProvider<'_>,
+        mut group: MlsGroup,
+        gid: &GroupId,
+        protocol: ProtocolMessage,
+        hash: Vec<u8>,
+        bytes: &[u8],
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let processed = match group.process_message(provider, protocol) {
+            Ok(processed) => processed,
+            Err(error) => {
+                tracing::debug!(?error, "commit did not process");
+                return Ok(());
+            }
+        };
+        let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
+            tracing::debug!("ignoring a public message that is not a commit");
+            return Ok(());
+        };
+        if let Err(error) = check_commit_leaves(&staged) {
+            tracing::warn!(%error, "refusing a commit with a leaf whose certificate fails");
+            return Ok(());
+        }
+        let logged = LoggedCommit {
+            class: CommitClass::of(&staged).to_i64(),
+            hash,
+            message: bytes.to_vec(),
+        };
+        self.merge_staged(db, provider, &mut group, gid, *staged, logged, out)?;
+        Ok(())
+    }
+
+    /// Snapshots, merges, logs. Returns false when the commit removed this device (the
+    /// group is then forgotten).
+    #[allow(clippy::too_many_arguments)]
+    fn merge_staged(
+        &self,
+        db: &Connection,
+        provider: &KithProvider<'_>,
+        group: &mut MlsGroup,
+        gid: &GroupId,
+        staged: StagedCommit,
+        logged: LoggedCommit,
+        out: &mut Output,
+    ) -> Result<bool, GroupError> {
+        let parent = group.epoch().as_u64();
+        let before = members_of(group);
+        let self_removed = staged.self_removed();
+        store::snapshot(db, gid, parent)?;
+        group.merge_staged_commit(provider, staged).map_err(mls)?;
+        if self_removed {
+            group.delete(provider.storage()).map_err(mls)?;
+            store::forget_group(db, gid)?;
+            out.events.push(Event::Removed { group: gid.clone() });
+            return Ok(false);
+        }
+        store::log_commit(db, gid, parent, &logged)?;
+        self.after_merge(db, provider, group, gid, &before, out)?;
+        Ok(true)
+    }
+
+    fn receive_application(
+        &self,
+        db: &Connection,
+        now: u64,
+        protocol: ProtocolMessage,
+        gid: &GroupId,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let provider = KithProvider::new(db);
+        let mut group = load(&provider, gid)?;
+        let current = group.epoch().as_u64();
+        let processed = match group.process_message(&provider, protocol) {
+            Ok(processed) => processed,
+            Err(error) => {
+                tracing::debug!(?error, "application message did not decrypt");
+                return Ok(());
+            }
+        };
+        let sent_epoch = processed.epoch().as_u64();
+        let device = match device_of(processed.credential()) {
+            Ok(device) => device,
+            Err(error) => {
+                tracing::warn!(%error, "message from a leaf without a valid certificate");
+                return Ok(());
+            }
+        };
+        let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() else {
+            return Ok(());
+        };
+        let Ok(envelope) = serde_json::from_slice::<AppEnvelope>(&app.into_bytes()) else {
+            tracing::debug!("application message with malformed content");
+            return Ok(());
+        };
+        if sent_epoch < current {
+            self.resend_commits(
+                db,
+                gid,
+                sent_epoch,
+                &envelope.epoch_id,
+                &device.delivery_address,
+                out,
+            )?;
+        }
+        if !store::mark_seen(db, gid, &envelope.message.id.0)? {
+            return Ok(());
+        }
+        self.show(db, now, &group, gid, device, envelope.message, out)
+    }
+
+    /// Anti-entropy: the sender was at `epoch` on our branch; send it the commits it lacks,
+    /// each sealed with the key of its parent epoch (once per sender and epoch).
+    fn resend_commits(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+        epoch: u64,
+        sender_epoch_id: &[u8; 32],
+        address: &str,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let same_branch =
+            store::epoch_record(db, gid, epoch)?.is_some_and(|(id, _)| id == *sender_epoch_id);
+        if !same_branch || address == self.address || !store::mark_resent(db, gid, address, epoch)?
+        {
+            return Ok(());
+        }
+        let mut parent = epoch;
+        while let Some(commit) = store::logged_commit(db, gid, parent)? {
+            out.outgoing.push(Outgoing {
+                recipients: vec![address.to_owned()],
+                key: self.seal_key(db, gid, parent)?,
+                frame: Frame {
+                    kind: FrameKind::Mls,
+                    payload: commit.message,
+                },
+            });
+            parent += 1;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn show(
+        &self,
+        db: &Connection,
+        now: u64,
+        group: &MlsGroup,
+        gid: &GroupId,
+        device: VerifiedDevice,
+        message: AppMessage,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        match &message.content {
+            Content::Rename { name } => {
+                if store::apply_rename(db, gid, name, message.sent_at, &message.id.0)? {
+                    out.events.push(Event::Renamed {
+                        group: gid.clone(),
+                        name: name.clone(),
+                    });
+                }
+            }
+            Content::LeaveRequest => {
+                self.plan_removal(db, now, group, gid, &device.delivery_address, out)?;
+            }
+            _ => out.events.push(Event::Message {
+                group: gid.clone(),
+                sender: device.delivery_address,
+                identity: device.identity_key,
+                message,
+            }),
+        }
+        Ok(())
+    }
+
+    /// A member asked to leave: every other member plans the removal, the lowest leaf
+    /// index first and each next one [`LEAVE_STEP_SECS`] later; whoever's turn comes while
+    /// the device is still a member commits it (the others' plans become moot).
+    fn plan_removal(
+        &self,
+        db: &Connection,
+        now: u64,
+        group: &MlsGroup,
+        gid: &GroupId,
+        address: &str,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        out.events.push(Event::LeaveRequested {
+            group: gid.clone(),
+            address: address.to_owned(),
+        });
+        let rank = members_of(group)
+            .into_iter()
+            .filter(|m| m.address != address)
+            .map(|m| (m.leaf_index, m.address))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .position(|(_, a)| a == self.address)
+            .unwrap_or(usize::MAX / 2) as u64;
+        let due = now.saturating_add(rank.saturating_mul(LEAVE_STEP_SECS));
+        let intent = super::commands::Intent::Remove {
+            addresses: vec![address.to_owned()],
+        };
+        store::add_intent(db, gid, &intent, due)?;
+        self.run_intents(db, now, gid, out)
+    }
+}
+
+/// Checks every leaf a commit brings in (adds, updates, the committer's new path leaf).
+fn check_commit_leaves(staged: &StagedCommit) -> Result<(), GroupError> {
+    let mut leaves: Vec<LeafNode> = staged
+        .add_proposals()
+        .map(|p| p.add_proposal().key_package().leaf_node().clone())
+        .collect();
+    leaves.extend(
+        staged
+            .update_proposals()
+            .map(|p| p.update_proposal().leaf_node().clone()),
+    );
+    leaves.extend(staged.update_path_leaf_node().cloned());
+    for leaf in &leaves {
+        verify_leaf_credential(leaf.credential(), leaf.signature_key(), None)
+            .map_err(GroupError::CertificateMismatch)?;
+    }
+    Ok(())
+}
+
+/// The verified device behind a credential (its key was checked when the leaf was accepted).
+fn device_of(credential: &Credential) -> Result<VerifiedDevice, GroupError> {
+    let basic = BasicCredential::try_from(credential.clone()).map_err(|_| {
+        GroupError::CertificateMismatch(
+            kith_crypto::certificate::CertificateError::WrongCredentialType,
+        )
+    })?;
+    DeviceCertificate::decode(basic.identity())
+        .and_then(|c| c.verify(None))
+        .map_err(GroupError::CertificateMismatch)
+}

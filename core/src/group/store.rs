@@ -1,0 +1,595 @@
+//! The engine's own tables, and snapshots of openmls's rows for rollback.
+//!
+//! openmls has no rollback, so before every merge the engine copies the group's rows of
+//! openmls_sqlite_storage's tables into `kith_snap_*` tables, inside the caller's
+//! transaction, and keeps the last [`HORIZON`] of them. Rolling back to a parent epoch is
+//! deleting the group's rows and copying the snapshot back. The tables keyed by group id
+//! are copied for that group; `openmls_encryption_keys` is keyed by public key (openmls
+//! deletes our old leaf keys on merge), so the snapshot copies all of it and the restore
+//! puts back what is missing.
+use kith_crypto::mls::openmls::prelude::GroupId as MlsGroupId;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::errors::GroupError;
+use super::GroupId;
+
+/// How many past epochs a device can roll back to, re-send commits from, and keep envelope
+/// keys for (H in DESIGN.md).
+pub const HORIZON: u64 = 8;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS kith_groups (
+    group_id BLOB PRIMARY KEY,
+    name TEXT NOT NULL,
+    name_sent_at INTEGER NOT NULL,
+    name_message_id BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kith_epochs (
+    group_id BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
+    epoch_id BLOB NOT NULL,
+    envelope_key BLOB NOT NULL,
+    PRIMARY KEY (group_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS kith_commits (
+    group_id BLOB NOT NULL,
+    parent_epoch INTEGER NOT NULL,
+    class INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    message BLOB NOT NULL,
+    PRIMARY KEY (group_id, parent_epoch)
+);
+CREATE TABLE IF NOT EXISTS kith_seen (
+    group_id BLOB NOT NULL,
+    message_id BLOB NOT NULL,
+    PRIMARY KEY (group_id, message_id)
+);
+CREATE TABLE IF NOT EXISTS kith_sent (
+    group_id BLOB NOT NULL,
+    message_id BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
+    message BLOB NOT NULL,
+    PRIMARY KEY (group_id, message_id)
+);
+CREATE TABLE IF NOT EXISTS kith_intents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_id BLOB NOT NULL,
+    intent TEXT NOT NULL,
+    not_before INTEGER NOT NULL,
+    parent_epoch INTEGER,
+    commit_hash BLOB
+);
+CREATE TABLE IF NOT EXISTS kith_stash (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    envelope BLOB NOT NULL,
+    received_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kith_used_key_packages (
+    key_package_ref BLOB PRIMARY KEY,
+    group_id BLOB NOT NULL,
+    joined_epoch INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kith_resent (
+    group_id BLOB NOT NULL,
+    address TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    PRIMARY KEY (group_id, address, epoch)
+);
+CREATE TABLE IF NOT EXISTS kith_snap_group_data (
+    group_id BLOB NOT NULL, snap_epoch INTEGER NOT NULL,
+    provider_version INTEGER NOT NULL, mls_group_id BLOB NOT NULL,
+    data_type TEXT NOT NULL, group_data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kith_snap_epoch_keys_pairs (
+    group_id BLOB NOT NULL, snap_epoch INTEGER NOT NULL,
+    provider_version INTEGER NOT NULL, mls_group_id BLOB NOT NULL,
+    epoch_id BLOB NOT NULL, leaf_index INTEGER NOT NULL, key_pairs BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kith_snap_own_leaf_nodes (
+    group_id BLOB NOT NULL, snap_epoch INTEGER NOT NULL,
+    provider_version INTEGER NOT NULL, mls_group_id BLOB NOT NULL,
+    id INTEGER NOT NULL, leaf_node BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kith_snap_proposals (
+    group_id BLOB NOT NULL, snap_epoch INTEGER NOT NULL,
+    provider_version INTEGER NOT NULL, mls_group_id BLOB NOT NULL,
+    proposal_ref BLOB NOT NULL, proposal BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kith_snap_encryption_keys (
+    group_id BLOB NOT NULL, snap_epoch INTEGER NOT NULL,
+    provider_version INTEGER NOT NULL, public_key BLOB NOT NULL, key_pair BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS kith_snap_group_data_i ON kith_snap_group_data (group_id, snap_epoch);
+CREATE INDEX IF NOT EXISTS kith_snap_epoch_keys_pairs_i ON kith_snap_epoch_keys_pairs (group_id, snap_epoch);
+CREATE INDEX IF NOT EXISTS kith_snap_own_leaf_nodes_i ON kith_snap_own_leaf_nodes (group_id, snap_epoch);
+CREATE INDEX IF NOT EXISTS kith_snap_proposals_i ON kith_snap_proposals (group_id, snap_epoch);
+CREATE INDEX IF NOT EXISTS kith_snap_encryption_keys_i ON kith_snap_encryption_keys (group_id, snap_epoch);
+";
+
+/// Creates the engine's tables (idempotent). openmls's own tables are created by
+/// `kith_crypto::mls::run_migrations`, which must run first.
+pub fn migrate(db: &Connection) -> Result<(), GroupError> {
+    db.execute_batch(SCHEMA)?;
+    Ok(())
+}
+
+/// The key openmls_sqlite_storage stores a group id under (its JSON codec).
+fn mls_key(group: &GroupId) -> Result<Vec<u8>, GroupError> {
+    Ok(serde_json::to_vec(&MlsGroupId::from_slice(&group.0))?)
+}
+
+/// The tables keyed by group id: (openmls table, snapshot table, payload columns).
+const GROUP_TABLES: [(&str, &str, &str); 4] = [
+    (
+        "openmls_group_data",
+        "kith_snap_group_data",
+        "data_type, group_data",
+    ),
+    (
+        "openmls_epoch_keys_pairs",
+        "kith_snap_epoch_keys_pairs",
+        "epoch_id, leaf_index, key_pairs",
+    ),
+    (
+        "openmls_own_leaf_nodes",
+        "kith_snap_own_leaf_nodes",
+        "id, leaf_node",
+    ),
+    (
+        "openmls_proposals",
+        "kith_snap_proposals",
+        "proposal_ref, proposal",
+    ),
+];
+
+/// Copies the group's openmls rows as they are now (at `epoch`, before a merge).
+pub(crate) fn snapshot(db: &Connection, group: &GroupId, epoch: u64) -> Result<(), GroupError> {
+    let key = mls_key(group)?;
+    drop_snapshot(db, group, epoch)?;
+    for (table, snap, cols) in GROUP_TABLES {
+        db.execute(
+            &format!(
+                "INSERT INTO {snap} (group_id, snap_epoch, provider_version, mls_group_id, {cols})
+                 SELECT ?1, ?2, provider_version, group_id, {cols} FROM {table} WHERE group_id = ?3"
+            ),
+            params![group.0, epoch as i64, key],
+        )?;
+    }
+    db.execute(
+        "INSERT INTO kith_snap_encryption_keys
+         (group_id, snap_epoch, provider_version, public_key, key_pair)
+         SELECT ?1, ?2, provider_version, public_key, key_pair FROM openmls_encryption_keys",
+        params![group.0, epoch as i64],
+    )?;
+    Ok(())
+}
+
+/// Whether a snapshot of the group at `epoch` exists.
+pub(crate) fn has_snapshot(
+    db: &Connection,
+    group: &GroupId,
+    epoch: u64,
+) -> Result<bool, GroupError> {
+    Ok(db
+        .query_row(
+            "SELECT 1 FROM kith_snap_group_data WHERE group_id = ?1 AND snap_epoch = ?2 LIMIT 1",
+            params![group.0, epoch as i64],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// Puts the group's openmls rows back as they were in the snapshot at `epoch`, and forgets
+/// everything the engine recorded about later epochs of the abandoned branch.
+pub(crate) fn restore(db: &Connection, group: &GroupId, epoch: u64) -> Result<(), GroupError> {
+    let key = mls_key(group)?;
+    for (table, snap, cols) in GROUP_TABLES {
+        db.execute(
+            &format!("DELETE FROM {table} WHERE group_id = ?1"),
+            params![key],
+        )?;
+        db.execute(
+            &format!(
+                "INSERT INTO {table} (provider_version, group_id, {cols})
+                 SELECT provider_version, mls_group_id, {cols} FROM {snap}
+                 WHERE group_id = ?1 AND snap_epoch = ?2"
+            ),
+            params![group.0, epoch as i64],
+        )?;
+    }
+    db.execute(
+        "INSERT OR IGNORE INTO openmls_encryption_keys (provider_version, public_key, key_pair)
+         SELECT provider_version, public_key, key_pair FROM kith_snap_encryption_keys
+         WHERE group_id = ?1 AND snap_epoch = ?2",
+        params![group.0, epoch as i64],
+    )?;
+    let e = epoch as i64;
+    for sql in [
+        "DELETE FROM kith_epochs WHERE group_id = ?1 AND epoch > ?2",
+        "DELETE FROM kith_commits WHERE group_id = ?1 AND parent_epoch >= ?2",
+    ] {
+        db.execute(sql, params![group.0, e])?;
+    }
+    for (_, snap, _) in GROUP_TABLES {
+        db.execute(
+            &format!("DELETE FROM {snap} WHERE group_id = ?1 AND snap_epoch >= ?2"),
+            params![group.0, e],
+        )?;
+    }
+    db.execute(
+        "DELETE FROM kith_snap_encryption_keys WHERE group_id = ?1 AND snap_epoch >= ?2",
+        params![group.0, e],
+    )?;
+    Ok(())
+}
+
+fn drop_snapshot(db: &Connection, group: &GroupId, epoch: u64) -> Result<(), GroupError> {
+    for (_, snap, _) in GROUP_TABLES {
+        db.execute(
+            &format!("DELETE FROM {snap} WHERE group_id = ?1 AND snap_epoch = ?2"),
+            params![group.0, epoch as i64],
+        )?;
+    }
+    db.execute(
+        "DELETE FROM kith_snap_encryption_keys WHERE group_id = ?1 AND snap_epoch = ?2",
+        params![group.0, epoch as i64],
+    )?;
+    Ok(())
+}
+
+/// Forgets snapshots, commits, envelope keys and settled intents older than the horizon.
+pub(crate) fn prune(db: &Connection, group: &GroupId, current: u64) -> Result<(), GroupError> {
+    let Some(oldest) = current.checked_sub(HORIZON) else {
+        return Ok(());
+    };
+    let o = oldest as i64;
+    for (_, snap, _) in GROUP_TABLES {
+        db.execute(
+            &format!("DELETE FROM {snap} WHERE group_id = ?1 AND snap_epoch < ?2"),
+            params![group.0, o],
+        )?;
+    }
+    for sql in [
+        "DELETE FROM kith_snap_encryption_keys WHERE group_id = ?1 AND snap_epoch < ?2",
+        "DELETE FROM kith_commits WHERE group_id = ?1 AND parent_epoch < ?2",
+        "DELETE FROM kith_epochs WHERE group_id = ?1 AND epoch < ?2",
+        "DELETE FROM kith_sent WHERE group_id = ?1 AND epoch < ?2",
+        "DELETE FROM kith_resent WHERE group_id = ?1 AND epoch < ?2",
+        "DELETE FROM kith_intents WHERE group_id = ?1 AND parent_epoch < ?2",
+    ] {
+        db.execute(sql, params![group.0, o])?;
+    }
+    retire_key_packages(db, group, current)
+}
+
+/// Deletes everything the engine keeps about a group (after we were removed or left).
+pub(crate) fn forget_group(db: &Connection, group: &GroupId) -> Result<(), GroupError> {
+    for table in [
+        "kith_groups",
+        "kith_epochs",
+        "kith_commits",
+        "kith_sent",
+        "kith_intents",
+        "kith_resent",
+        "kith_snap_group_data",
+        "kith_snap_epoch_keys_pairs",
+        "kith_snap_own_leaf_nodes",
+        "kith_snap_proposals",
+        "kith_snap_encryption_keys",
+    ] {
+        db.execute(
+            &format!("DELETE FROM {table} WHERE group_id = ?1"),
+            params![group.0],
+        )?;
+    }
+    Ok(())
+}
+
+/// A commit this device merged, as the commit log keeps it.
+#[derive(Debug, Clone)]
+pub(crate) struct LoggedCommit {
+    pub(crate) class: i64,
+    pub(crate) hash: Vec<u8>,
+    pub(crate) message: Vec<u8>,
+}
+
+/// Records the commit merged on top of `parent_epoch`.
+pub(crate) fn log_commit(
+    db: &Connection,
+    group: &GroupId,
+    parent_epoch: u64,
+    commit: &LoggedCommit,
+) -> Result<(), GroupError> {
+    db.execute(
+        "INSERT OR REPLACE INTO kith_commits (group_id, parent_epoch, class, hash, message)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            group.0,
+            parent_epoch as i64,
+            commit.class,
+            commit.hash,
+            commit.message
+        ],
+    )?;
+    Ok(())
+}
+
+/// The commit merged on top of `parent_epoch`, if still retained.
+pub(crate) fn logged_commit(
+    db: &Connection,
+    group: &GroupId,
+    parent_epoch: u64,
+) -> Result<Option<LoggedCommit>, GroupError> {
+    Ok(db
+        .query_row(
+            "SELECT class, hash, message FROM kith_commits WHERE group_id = ?1 AND parent_epoch = ?2",
+            params![group.0, parent_epoch as i64],
+            |r| {
+                Ok(LoggedCommit {
+                    class: r.get(0)?,
+                    hash: r.get(1)?,
+                    message: r.get(2)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Records an epoch's id and envelope key.
+pub(crate) fn record_epoch(
+    db: &Connection,
+    group: &GroupId,
+    epoch: u64,
+    epoch_id: &[u8; 32],
+    envelope_key: &[u8; 32],
+) -> Result<(), GroupError> {
+    db.execute(
+        "INSERT OR REPLACE INTO kith_epochs (group_id, epoch, epoch_id, envelope_key)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![group.0, epoch as i64, &epoch_id[..], &envelope_key[..]],
+    )?;
+    Ok(())
+}
+
+/// An epoch's id and envelope key.
+pub(crate) type EpochRecord = ([u8; 32], zeroize::Zeroizing<[u8; 32]>);
+
+/// The recorded (epoch id, envelope key) of one epoch.
+pub(crate) fn epoch_record(
+    db: &Connection,
+    group: &GroupId,
+    epoch: u64,
+) -> Result<Option<EpochRecord>, GroupError> {
+    let row: Option<(Vec<u8>, Vec<u8>)> = db
+        .query_row(
+            "SELECT epoch_id, envelope_key FROM kith_epochs WHERE group_id = ?1 AND epoch = ?2",
+            params![group.0, epoch as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(row.and_then(|(id, key)| {
+        let id: [u8; 32] = id.try_into().ok()?;
+        let key: [u8; 32] = key.as_slice().try_into().ok()?;
+        Some((id, zeroize::Zeroizing::new(key)))
+    }))
+}
+
+/// Marks an application message id as seen; false if it had been seen already.
+pub(crate) fn mark_seen(
+    db: &Connection,
+    group: &GroupId,
+    id: &[u8; 16],
+) -> Result<bool, GroupError> {
+    let inserted = db.execute(
+        "INSERT OR IGNORE INTO kith_seen (group_id, message_id) VALUES (?1, ?2)",
+        params![group.0, &id[..]],
+    )?;
+    Ok(inserted == 1)
+}
+
+/// Adds an envelope that no current key opens to the stash.
+pub(crate) fn stash(db: &Connection, now: u64, envelope: &[u8]) -> Result<i64, GroupError> {
+    db.execute(
+        "INSERT INTO kith_stash (envelope, received_at) VALUES (?1, ?2)",
+        params![envelope, now as i64],
+    )?;
+    Ok(db.last_insert_rowid())
+}
+
+/// Every stashed envelope, oldest first.
+pub(crate) fn stashed(db: &Connection) -> Result<Vec<(i64, Vec<u8>)>, GroupError> {
+    let mut stmt = db.prepare("SELECT id, envelope FROM kith_stash ORDER BY id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Removes a stashed envelope (it opened, or it expired).
+pub(crate) fn unstash(db: &Connection, id: i64) -> Result<(), GroupError> {
+    db.execute("DELETE FROM kith_stash WHERE id = ?1", params![id])?;
+    Ok(())
+}
+
+/// Drops stashed envelopes received before `cutoff`.
+pub(crate) fn expire_stash(db: &Connection, cutoff: u64) -> Result<(), GroupError> {
+    db.execute(
+        "DELETE FROM kith_stash WHERE received_at < ?1",
+        params![cutoff as i64],
+    )?;
+    Ok(())
+}
+
+/// Records that we re-sent commits from `epoch` to `address`; false if we already had.
+pub(crate) fn mark_resent(
+    db: &Connection,
+    group: &GroupId,
+    address: &str,
+    epoch: u64,
+) -> Result<bool, GroupError> {
+    Ok(db.execute(
+        "INSERT OR IGNORE INTO kith_resent (group_id, address, epoch) VALUES (?1, ?2, ?3)",
+        params![group.0, address, epoch as i64],
+    )? == 1)
+}
+
+/// Applies a rename if it is later by (time, message id) than the current name; true if
+/// the name changed.
+pub(crate) fn apply_rename(
+    db: &Connection,
+    group: &GroupId,
+    name: &str,
+    sent_at: u64,
+    id: &[u8; 16],
+) -> Result<bool, GroupError> {
+    let changed = db.execute(
+        "UPDATE kith_groups SET name = ?2, name_sent_at = ?3, name_message_id = ?4
+         WHERE group_id = ?1 AND (name_sent_at < ?3 OR (name_sent_at = ?3 AND name_message_id < ?4))",
+        params![group.0, name, sent_at as i64, &id[..]],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Creates the engine's row for a group joined from a Welcome (name unknown until the
+/// name message arrives).
+pub(crate) fn ensure_group_row(db: &Connection, group: &GroupId) -> Result<(), GroupError> {
+    db.execute(
+        "INSERT OR IGNORE INTO kith_groups (group_id, name, name_sent_at, name_message_id)
+         VALUES (?1, '', 0, x'')",
+        params![group.0],
+    )?;
+    Ok(())
+}
+
+/// Records an intent, due at `not_before`.
+pub(crate) fn add_intent(
+    db: &Connection,
+    group: &GroupId,
+    intent: &super::commands::Intent,
+    not_before: u64,
+) -> Result<(), GroupError> {
+    db.execute(
+        "INSERT INTO kith_intents (group_id, intent, not_before) VALUES (?1, ?2, ?3)",
+        params![group.0, serde_json::to_string(intent)?, not_before as i64],
+    )?;
+    Ok(())
+}
+
+/// The group's intents that no commit of ours carries yet and that are due at `now`.
+pub(crate) fn due_intents(
+    db: &Connection,
+    group: &GroupId,
+    now: u64,
+) -> Result<Vec<(i64, super::commands::Intent)>, GroupError> {
+    let mut stmt = db.prepare(
+        "SELECT id, intent FROM kith_intents
+         WHERE group_id = ?1 AND commit_hash IS NULL AND not_before <= ?2 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![group.0, now as i64], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut intents = Vec::new();
+    for row in rows {
+        let (id, text) = row?;
+        intents.push((id, serde_json::from_str(&text)?));
+    }
+    Ok(intents)
+}
+
+/// Forgets an intent (done, moot, or impossible).
+pub(crate) fn delete_intent(db: &Connection, id: i64) -> Result<(), GroupError> {
+    db.execute("DELETE FROM kith_intents WHERE id = ?1", params![id])?;
+    Ok(())
+}
+
+/// Notes that our commit `hash` on `parent_epoch` carries the intent.
+pub(crate) fn settle_intent(
+    db: &Connection,
+    id: i64,
+    parent_epoch: u64,
+    hash: &[u8],
+) -> Result<(), GroupError> {
+    db.execute(
+        "UPDATE kith_intents SET parent_epoch = ?2, commit_hash = ?3 WHERE id = ?1",
+        params![id, parent_epoch as i64, hash],
+    )?;
+    Ok(())
+}
+
+/// After a rollback to `parent_epoch`: intents whose commit was on the abandoned branch are
+/// pending again, due at `now`.
+pub(crate) fn reopen_intents(
+    db: &Connection,
+    group: &GroupId,
+    parent_epoch: u64,
+    now: u64,
+) -> Result<(), GroupError> {
+    db.execute(
+        "UPDATE kith_intents SET parent_epoch = NULL, commit_hash = NULL, not_before = ?3
+         WHERE group_id = ?1 AND parent_epoch >= ?2",
+        params![group.0, parent_epoch as i64, now as i64],
+    )?;
+    Ok(())
+}
+
+/// Our own application messages sent in epochs after `parent_epoch` (on a branch that fork
+/// choice just abandoned), as encoded `AppMessage`s.
+pub(crate) fn sent_after(
+    db: &Connection,
+    group: &GroupId,
+    parent_epoch: u64,
+) -> Result<Vec<Vec<u8>>, GroupError> {
+    let mut stmt = db.prepare(
+        "SELECT message FROM kith_sent WHERE group_id = ?1 AND epoch > ?2 ORDER BY rowid",
+    )?;
+    let rows = stmt.query_map(params![group.0, parent_epoch as i64], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Records the (last-resort) KeyPackage a Welcome used, to delete it after the horizon.
+pub(crate) fn used_key_package(
+    db: &Connection,
+    group: &GroupId,
+    epoch: u64,
+    reference: &[u8],
+) -> Result<(), GroupError> {
+    db.execute(
+        "INSERT OR REPLACE INTO kith_used_key_packages (key_package_ref, group_id, joined_epoch)
+         VALUES (?1, ?2, ?3)",
+        params![reference, group.0, epoch as i64],
+    )?;
+    Ok(())
+}
+
+/// Deletes the KeyPackages used to join `group` more than [`HORIZON`] epochs before
+/// `current` from openmls's storage (their references are stored in its JSON codec).
+pub(crate) fn retire_key_packages(
+    db: &Connection,
+    group: &GroupId,
+    current: u64,
+) -> Result<(), GroupError> {
+    let Some(oldest) = current.checked_sub(HORIZON) else {
+        return Ok(());
+    };
+    db.execute(
+        "DELETE FROM openmls_key_packages WHERE key_package_ref IN
+         (SELECT key_package_ref FROM kith_used_key_packages WHERE group_id = ?1 AND joined_epoch < ?2)",
+        params![group.0, oldest as i64],
+    )?;
+    db.execute(
+        "DELETE FROM kith_used_key_packages WHERE group_id = ?1 AND joined_epoch < ?2",
+        params![group.0, oldest as i64],
+    )?;
+    Ok(())
+}
+
+/// Whether this device is in the group (cheaper than loading the MLS group).
+pub(crate) fn is_member_group(db: &Connection, group: &GroupId) -> Result<bool, GroupError> {
+    Ok(db
+        .query_row(
+            "SELECT 1 FROM kith_groups WHERE group_id = ?1",
+            params![group.0],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
