@@ -227,6 +227,14 @@ impl Channel {
         &self.transcript
     }
 
+    /// The (inviter-to-joiner, joiner-to-inviter) keys, for known-answer vectors only.
+    pub(crate) fn direction_keys(&self, role: Role) -> (&[u8; 32], &[u8; 32]) {
+        match role {
+            Role::Inviter => (&self.send.key, &self.receive.key),
+            Role::Joiner => (&self.receive.key, &self.send.key),
+        }
+    }
+
     /// Seals the next outgoing message.
     pub fn seal(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, ChannelError> {
         let counter = self.send.counter;

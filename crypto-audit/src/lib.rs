@@ -6,6 +6,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod account_password;
+pub mod backup;
 pub mod certificate;
 pub mod channel;
 pub mod envelope;
@@ -13,6 +14,9 @@ pub mod fingerprint;
 pub mod frame;
 pub mod identity;
 pub mod invite;
+pub mod kat;
 pub mod media;
 pub mod mls;
 pub mod padding;
+pub mod recovery_code;
+pub mod vectors;

@@ -51,9 +51,30 @@ pub fn check_envelope(message: &[u8]) -> Result<(), EnvelopeError> {
 
 /// Checks `message` like [`check_envelope`] and returns its packet list.
 pub fn envelope_packets(message: &[u8]) -> Result<Vec<PacketSummary>, EnvelopeError> {
+    envelope_layout(message).map(|layout| layout.packets)
+}
+
+/// The sizes and packets of a valid envelope: what a relay can see besides the headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvelopeLayout {
+    /// Length of the ASCII-armored OpenPGP part, as it appears in the MIME body.
+    pub armored_len: usize,
+    /// Length of the de-armored (binary) OpenPGP message.
+    pub payload_len: usize,
+    /// The top-level OpenPGP packets, in order.
+    pub packets: Vec<PacketSummary>,
+}
+
+/// Checks `message` like [`check_envelope`] and returns its sizes and packets.
+pub fn envelope_layout(message: &[u8]) -> Result<EnvelopeLayout, EnvelopeError> {
     let armored = pgp_part(message)?;
     let payload = dearmor(&armored)?;
-    check_packets(&payload)
+    let packets = check_packets(&payload)?;
+    Ok(EnvelopeLayout {
+        armored_len: armored.len(),
+        payload_len: payload.len(),
+        packets,
+    })
 }
 
 /// Finds the armored OpenPGP part of a PGP/MIME message, checking the MIME structure.

@@ -67,4 +67,34 @@ pub enum EnvelopeError {
         /// How many bytes follow the end of the SEIPD packet.
         extra: usize,
     },
+    /// sequoia reported an error while building or reading OpenPGP data.
+    #[error("OpenPGP error: {reason}")]
+    OpenPgp {
+        /// sequoia's message.
+        reason: String,
+    },
+    /// The key does not open this envelope (a wrong key, or not addressed to it).
+    #[error("the key does not open this envelope")]
+    WrongKey,
+    /// The ciphertext failed authentication, or the decrypted message is malformed.
+    #[error("the envelope failed to decrypt: {reason}")]
+    DecryptionFailed {
+        /// What failed.
+        reason: String,
+    },
+    /// The decrypted content is not a valid Kith frame.
+    #[error("bad frame inside the envelope: {0}")]
+    BadFrame(#[from] crate::frame::FrameError),
+    /// The sender address is not of the form `local@domain` in plain ASCII.
+    #[error("the sender address is not a plain local@domain address")]
+    BadSenderAddress,
+}
+
+impl EnvelopeError {
+    /// Wraps a sequoia error.
+    pub(crate) fn openpgp(err: impl std::fmt::Display) -> Self {
+        EnvelopeError::OpenPgp {
+            reason: err.to_string(),
+        }
+    }
 }

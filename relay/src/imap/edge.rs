@@ -15,6 +15,9 @@ use crate::metrics::{Protocol, Rejection};
 /// RFC 2177: a client in IDLE must be allowed at least 29 minutes; we allow 30.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
+/// How long sessions may take to say goodbye once the relay shuts down.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// Bytes read at once while waiting in IDLE (the client sends only `DONE`).
 const IDLE_READ_BYTES: usize = 64;
 
@@ -46,7 +49,16 @@ pub(super) async fn handle(
     let span = tracing::debug_span!("imap", conn = id);
     async move {
         ctx.metrics.connection_opened(Protocol::Imap);
-        let outcome = run(tcp, ip, ctx.clone(), implicit_tls).await;
+        // Sessions hear of a shutdown while they wait for input; one stuck in a handshake or
+        // a write gets a short grace period and is then dropped.
+        let grace = async {
+            ctx.shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        let outcome = tokio::select! {
+            outcome = run(tcp, ip, ctx.clone(), implicit_tls) => outcome,
+            () = grace => Ok(()),
+        };
         ctx.metrics.connection_closed(Protocol::Imap);
         match outcome {
             Ok(()) => tracing::debug!("connection closed"),

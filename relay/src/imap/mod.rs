@@ -12,8 +12,10 @@
 //! # }
 //! ```
 mod edge;
+mod fetch;
 mod fuzzing;
 mod render;
+mod search;
 mod selected;
 mod session;
 

@@ -1,19 +1,18 @@
 //! The selected state: FETCH, SEARCH, STORE, EXPUNGE, CLOSE, and keeping sequence numbers
 //! in step with the mailbox.
 use std::collections::VecDeque;
-use std::num::NonZeroU32;
 
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::core::{Tag, Vec1};
-use imap_codec::imap_types::fetch::{
-    Macro, MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
-};
-use imap_codec::imap_types::flag::{StoreResponse, StoreType};
+use imap_codec::imap_types::fetch::MessageDataItem;
+use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::search::SearchKey;
-use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use imap_codec::imap_types::sequence::SequenceSet;
 
+use super::fetch::{fetch_items, fetch_response, FetchItem};
 use super::render::{self, code_other};
-use super::session::{Pending, Reply, Request, Selection, Session, State};
+use super::search::{resolve, search};
+use super::session::{Pending, Reply, Request, Session, State};
 use crate::store::{Flags, FlagsMode, MessageMeta};
 
 /// A selected-state command waiting for the message list.
@@ -32,39 +31,6 @@ pub(crate) enum DeferredCommand {
     Fetch(SequenceSet, Vec<FetchItem>, bool),
     Search(Vec1<SearchKey<'static>>, bool),
     Store(SequenceSet, Flags, FlagsMode, bool),
-}
-
-/// One FETCH data item we serve.
-#[derive(Debug, Clone)]
-pub(crate) enum FetchItem {
-    Uid,
-    Flags,
-    InternalDate,
-    Size,
-    Body {
-        section: Option<Section<'static>>,
-        partial: Option<(u32, NonZeroU32)>,
-        peek: bool,
-    },
-    Rfc822,
-    Rfc822Header,
-    Rfc822Text,
-}
-
-impl FetchItem {
-    fn needs_body(&self) -> bool {
-        matches!(
-            self,
-            Self::Body { .. } | Self::Rfc822 | Self::Rfc822Header | Self::Rfc822Text
-        )
-    }
-
-    fn marks_seen(&self) -> bool {
-        matches!(
-            self,
-            Self::Body { peek: false, .. } | Self::Rfc822 | Self::Rfc822Text
-        )
-    }
 }
 
 /// A FETCH in progress: messages still to send, one body at a time.
@@ -135,20 +101,8 @@ impl Session {
                 uid,
                 ..
             } => {
-                let mode = match kind {
-                    StoreType::Add => FlagsMode::Add,
-                    StoreType::Remove => FlagsMode::Remove,
-                    StoreType::Replace => FlagsMode::Replace,
-                };
-                let bits = render::flag_bits(&flags);
                 let silent = response == StoreResponse::Silent;
-                if uid {
-                    let command = DeferredCommand::Store(sequence_set, bits, mode, silent);
-                    self.defer_listed(tag, command, true);
-                } else {
-                    let uids = resolve(selection, &sequence_set, false);
-                    self.store_flags(tag, uids, bits, mode, silent, false);
-                }
+                self.store_command(tag, sequence_set, kind, &flags, silent, uid);
             }
             CommandBody::Expunge => self.ask(
                 Request::Expunge(None),
@@ -171,6 +125,31 @@ impl Session {
                 self.out.ok(tag, "Mailbox closed");
             }
             _ => self.reject_unknown(tag),
+        }
+    }
+
+    /// STORE changes flags by sequence number at once; UID STORE refreshes first.
+    fn store_command(
+        &mut self,
+        tag: Tag<'static>,
+        set: SequenceSet,
+        kind: StoreType,
+        flags: &[Flag<'_>],
+        silent: bool,
+        is_uid: bool,
+    ) {
+        let mode = match kind {
+            StoreType::Add => FlagsMode::Add,
+            StoreType::Remove => FlagsMode::Remove,
+            StoreType::Replace => FlagsMode::Replace,
+        };
+        let bits = render::flag_bits(flags);
+        if is_uid {
+            let command = DeferredCommand::Store(set, bits, mode, silent);
+            self.defer_listed(tag, command, true);
+        } else if let State::Selected(selection) = &self.state {
+            let uids = resolve(selection, &set, false);
+            self.store_flags(tag, uids, bits, mode, silent, false);
         }
     }
 
@@ -443,282 +422,4 @@ fn is_selected_command(body: &CommandBody<'_>) -> bool {
             | CommandBody::Close
             | CommandBody::Unselect
     )
-}
-
-/// The FETCH items asked for, or why we cannot serve them.
-fn fetch_items(
-    names: MacroOrMessageDataItemNames<'static>,
-) -> Result<Vec<FetchItem>, &'static str> {
-    let names = match names {
-        MacroOrMessageDataItemNames::Macro(Macro::Fast) => vec![
-            MessageDataItemName::Flags,
-            MessageDataItemName::InternalDate,
-            MessageDataItemName::Rfc822Size,
-        ],
-        MacroOrMessageDataItemNames::Macro(_) => return Err("ENVELOPE is not supported"),
-        MacroOrMessageDataItemNames::MessageDataItemNames(names) => names,
-    };
-    names
-        .into_iter()
-        .map(|name| match name {
-            MessageDataItemName::Uid => Ok(FetchItem::Uid),
-            MessageDataItemName::Flags => Ok(FetchItem::Flags),
-            MessageDataItemName::InternalDate => Ok(FetchItem::InternalDate),
-            MessageDataItemName::Rfc822Size => Ok(FetchItem::Size),
-            MessageDataItemName::Rfc822 => Ok(FetchItem::Rfc822),
-            MessageDataItemName::Rfc822Header => Ok(FetchItem::Rfc822Header),
-            MessageDataItemName::Rfc822Text => Ok(FetchItem::Rfc822Text),
-            MessageDataItemName::BodyExt {
-                section,
-                partial,
-                peek,
-            } => Ok(FetchItem::Body {
-                section,
-                partial,
-                peek,
-            }),
-            _ => Err("FETCH item not supported (no BODYSTRUCTURE, ENVELOPE or BINARY)"),
-        })
-        .collect()
-}
-
-/// The FETCH response items for one message, UID first for UID FETCH.
-fn fetch_response(
-    items: &[FetchItem],
-    meta: &MessageMeta,
-    is_uid: bool,
-    body: Option<&[u8]>,
-) -> Vec<MessageDataItem<'static>> {
-    let mut out = Vec::with_capacity(items.len() + 1);
-    if is_uid && !items.iter().any(|i| matches!(i, FetchItem::Uid)) {
-        out.push(MessageDataItem::Uid(render::non_zero(meta.uid)));
-    }
-    let body = body.unwrap_or_default();
-    for item in items {
-        let data = match item {
-            FetchItem::Uid => MessageDataItem::Uid(render::non_zero(meta.uid)),
-            FetchItem::Flags => MessageDataItem::Flags(render::flag_list(meta.flags)),
-            FetchItem::InternalDate => match render::internal_date(meta.received_at) {
-                Some(date) => MessageDataItem::InternalDate(date),
-                None => continue,
-            },
-            FetchItem::Size => {
-                MessageDataItem::Rfc822Size(u32::try_from(meta.size).unwrap_or(u32::MAX))
-            }
-            FetchItem::Rfc822 => MessageDataItem::Rfc822(render::literal(body.to_vec())),
-            FetchItem::Rfc822Header => MessageDataItem::Rfc822Header(render::literal(
-                render::split_header(body).0.to_vec(),
-            )),
-            FetchItem::Rfc822Text => {
-                MessageDataItem::Rfc822Text(render::literal(render::split_header(body).1.to_vec()))
-            }
-            FetchItem::Body {
-                section, partial, ..
-            } => {
-                let bytes = render::section_bytes(body, section.as_ref());
-                let (origin, bytes) = match partial {
-                    Some((start, length)) => {
-                        let start_at = (*start as usize).min(bytes.len());
-                        let end = start_at
-                            .saturating_add(length.get() as usize)
-                            .min(bytes.len());
-                        (Some(*start), bytes[start_at..end].to_vec())
-                    }
-                    None => (None, bytes.into_owned()),
-                };
-                MessageDataItem::BodyExt {
-                    section: section.clone(),
-                    origin,
-                    data: render::literal(bytes),
-                }
-            }
-        };
-        out.push(data);
-    }
-    out
-}
-
-/// The (sequence number, UID) pairs a sequence set names, ascending, each once. For UID
-/// sets only UIDs that exist count; `*` is the largest UID or sequence number.
-pub(super) fn resolve(selection: &Selection, set: &SequenceSet, is_uid: bool) -> Vec<(u32, u32)> {
-    let uids = &selection.uids;
-    let Some(&last_uid) = uids.last() else {
-        return Vec::new();
-    };
-    let largest = if is_uid { last_uid } else { uids.len() as u32 };
-    let mut ranges: Vec<(usize, usize)> = set
-        .0
-        .as_ref()
-        .iter()
-        .map(|sequence| {
-            let (a, b) = bounds(sequence, largest);
-            let (lo, hi) = (a.min(b), a.max(b));
-            if is_uid {
-                (
-                    uids.partition_point(|u| *u < lo),
-                    uids.partition_point(|u| *u <= hi),
-                )
-            } else {
-                ((lo as usize) - 1, (hi as usize).min(uids.len()))
-            }
-        })
-        .filter(|(start, end)| start < end)
-        .collect();
-    ranges.sort_unstable();
-    let mut out = Vec::new();
-    let mut next = 0;
-    for (start, end) in ranges {
-        let from = start.max(next);
-        if from < end {
-            out.extend(
-                (from..end)
-                    .zip(&uids[from..end])
-                    .map(|(i, uid)| (i as u32 + 1, *uid)),
-            );
-        }
-        next = next.max(end);
-    }
-    out
-}
-
-fn bounds(sequence: &Sequence, largest: u32) -> (u32, u32) {
-    let value = |s: &SeqOrUid| match s {
-        SeqOrUid::Value(n) => n.get(),
-        SeqOrUid::Asterisk => largest,
-    };
-    match sequence {
-        Sequence::Single(s) => (value(s), value(s)),
-        Sequence::Range(a, b) => (value(a), value(b)),
-    }
-}
-
-fn set_contains(set: &SequenceSet, value: u32, largest: u32) -> bool {
-    set.0.as_ref().iter().any(|sequence| {
-        let (a, b) = bounds(sequence, largest);
-        (a.min(b)..=a.max(b)).contains(&value)
-    })
-}
-
-/// SEARCH over flags, sizes, dates, sequence numbers and UIDs; the bodies are ciphertext,
-/// so content searches are refused.
-fn search(
-    selection: &Selection,
-    list: &[MessageMeta],
-    criteria: &Vec1<SearchKey<'static>>,
-    is_uid: bool,
-) -> Result<Vec<NonZeroU32>, &'static str> {
-    let last_uid = selection.uids.last().copied().unwrap_or(0);
-    let count = selection.uids.len() as u32;
-    let mut ids = Vec::new();
-    for (index, uid) in selection.uids.iter().enumerate() {
-        let Ok(at) = list.binary_search_by_key(uid, |m| m.uid) else {
-            continue;
-        };
-        let message = Candidate {
-            seq: index as u32 + 1,
-            meta: &list[at],
-            last_uid,
-            count,
-        };
-        let mut matched = true;
-        for key in criteria.as_ref() {
-            matched &= message.matches(key)?;
-        }
-        if matched {
-            ids.push(render::non_zero(if is_uid { *uid } else { message.seq }));
-        }
-    }
-    Ok(ids)
-}
-
-struct Candidate<'m> {
-    seq: u32,
-    meta: &'m MessageMeta,
-    last_uid: u32,
-    count: u32,
-}
-
-impl Candidate<'_> {
-    fn matches(&self, key: &SearchKey<'_>) -> Result<bool, &'static str> {
-        let has = |bit| self.meta.flags.contains(bit);
-        let day = |date: &chrono::NaiveDate| {
-            chrono::DateTime::from_timestamp(self.meta.received_at, 0)
-                .map(|t| t.date_naive().cmp(date))
-        };
-        Ok(match key {
-            SearchKey::All | SearchKey::Old => true,
-            SearchKey::New | SearchKey::Recent => false,
-            SearchKey::Seen => has(Flags::SEEN),
-            SearchKey::Unseen => !has(Flags::SEEN),
-            SearchKey::Deleted => has(Flags::DELETED),
-            SearchKey::Undeleted => !has(Flags::DELETED),
-            SearchKey::Flagged => has(Flags::FLAGGED),
-            SearchKey::Unflagged => !has(Flags::FLAGGED),
-            SearchKey::Answered => has(Flags::ANSWERED),
-            SearchKey::Unanswered => !has(Flags::ANSWERED),
-            SearchKey::Draft => has(Flags::DRAFT),
-            SearchKey::Undraft => !has(Flags::DRAFT),
-            SearchKey::Keyword(_) => false,
-            SearchKey::Unkeyword(_) => true,
-            SearchKey::Larger(n) => self.meta.size > u64::from(*n),
-            SearchKey::Smaller(n) => self.meta.size < u64::from(*n),
-            SearchKey::Before(date) => day(date.as_ref()).is_some_and(|o| o.is_lt()),
-            SearchKey::On(date) => day(date.as_ref()).is_some_and(|o| o.is_eq()),
-            SearchKey::Since(date) => day(date.as_ref()).is_some_and(|o| o.is_ge()),
-            SearchKey::SequenceSet(set) => set_contains(set, self.seq, self.count),
-            SearchKey::Uid(set) => set_contains(set, self.meta.uid, self.last_uid),
-            SearchKey::Not(key) => !self.matches(key)?,
-            SearchKey::Or(a, b) => self.matches(a)? || self.matches(b)?,
-            SearchKey::And(keys) => {
-                let mut all = true;
-                for key in keys.as_ref() {
-                    all &= self.matches(key)?;
-                }
-                all
-            }
-            _ => {
-                return Err("Search by content or header is not supported: messages are ciphertext")
-            }
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn selection(uids: &[u32]) -> Selection {
-        Selection {
-            read_only: false,
-            uids: uids.to_vec(),
-        }
-    }
-
-    #[test]
-    fn uid_sets_resolve_to_existing_messages_once_in_order() {
-        let s = selection(&[2, 5, 9, 10]);
-        let set: SequenceSet = "9:*,1:5,5".parse().unwrap();
-        assert_eq!(
-            resolve(&s, &set, true),
-            vec![(1, 2), (2, 5), (3, 9), (4, 10)]
-        );
-        let set: SequenceSet = "11:*".parse().unwrap();
-        assert_eq!(
-            resolve(&s, &set, true),
-            vec![(4, 10)],
-            "n:* includes the largest UID"
-        );
-        let set: SequenceSet = "3,6:8".parse().unwrap();
-        assert!(resolve(&s, &set, true).is_empty());
-    }
-
-    #[test]
-    fn sequence_sets_use_positions_and_ignore_numbers_past_the_end() {
-        let s = selection(&[2, 5, 9]);
-        let set: SequenceSet = "2:*".parse().unwrap();
-        assert_eq!(resolve(&s, &set, false), vec![(2, 5), (3, 9)]);
-        let set: SequenceSet = "7".parse().unwrap();
-        assert!(resolve(&s, &set, false).is_empty());
-        assert!(resolve(&selection(&[]), &set, false).is_empty());
-    }
 }

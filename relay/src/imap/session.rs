@@ -411,10 +411,14 @@ impl Session {
                 mechanism,
                 initial_response.map(|r| r.declassify().to_vec()),
             ),
-            body if matches!(self.state, State::NotAuthenticated) => {
-                let _ = body;
-                self.out.no(tag, "Log in first");
-            }
+            _ if matches!(self.state, State::NotAuthenticated) => self.out.no(tag, "Log in first"),
+            body => self.on_authenticated_command(tag, body),
+        }
+    }
+
+    /// Commands of the authenticated state (and, passed on, of the selected state).
+    fn on_authenticated_command(&mut self, tag: Tag<'static>, body: CommandBody<'static>) {
+        match body {
             CommandBody::Select { mailbox, .. } => self.select(tag, mailbox, false),
             CommandBody::Examine { mailbox, .. } => self.select(tag, mailbox, true),
             CommandBody::List {

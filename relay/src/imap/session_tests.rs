@@ -175,3 +175,14 @@ fn fuzz_entry_point_survives_a_mixed_session() {
     super::fuzz_session(b"");
     super::fuzz_session(b"\x00{99999999}\r\n");
 }
+
+#[test]
+fn the_checked_in_fuzz_corpus_runs_clean() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/imap_session");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        super::fuzz_session(&std::fs::read(entry.unwrap().path()).unwrap());
+        seen += 1;
+    }
+    assert!(seen >= 4, "the corpus is missing");
+}
