@@ -29,9 +29,7 @@ pub use errors::AccountError;
 
 use crate::db::{self, Database, DeviceRecord, OutboxId, StoredKeys};
 use crate::events::EventBus;
-use crate::transport::{
-    Credentials, Inbox, InboxOptions, Outbox, OutboxOptions, RelayEndpoint,
-};
+use crate::transport::{Credentials, Inbox, InboxOptions, Outbox, OutboxOptions, RelayEndpoint};
 
 /// Length of the random local part of a relay address (chatmail's default).
 pub const ADDRESS_LOCAL_LEN: usize = 9;
@@ -39,8 +37,7 @@ pub const ADDRESS_LOCAL_LEN: usize = 9;
 pub const PASSWORD_LEN: usize = 24;
 
 const LOCAL_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-const PASSWORD_ALPHABET: &[u8] =
-    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+const PASSWORD_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
 /// An open account.
 pub struct Account {
@@ -73,7 +70,11 @@ impl Account {
             return Err(AccountError::AlreadyExists(data_dir.to_owned()));
         }
         let now = crate::transport::unix_millis() / 1000;
-        let address = format!("{}@{}", random_string(LOCAL_ALPHABET, ADDRESS_LOCAL_LEN), relay.domain);
+        let address = format!(
+            "{}@{}",
+            random_string(LOCAL_ALPHABET, ADDRESS_LOCAL_LEN),
+            relay.domain
+        );
         let device = DeviceRecord {
             device_id: DeviceId::generate(&mut OsRng),
             address,

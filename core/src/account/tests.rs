@@ -22,7 +22,10 @@ fn create_makes_a_chatmail_style_account_and_open_restores_it() {
         .unwrap();
     assert_eq!(verified.delivery_address, created.address());
     assert_eq!(verified.device_id, created.device_id());
-    assert_eq!(verified.device_signature_key, created.signing_key().public_key());
+    assert_eq!(
+        verified.device_signature_key,
+        created.signing_key().public_key()
+    );
 
     let identity = created.identity().public_key();
     let signing = created.signing_key().public_key();

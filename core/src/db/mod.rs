@@ -97,7 +97,9 @@ impl Database {
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic inside `transaction` rolled its transaction back while unwinding, so the
         // connection behind a poisoned lock is in a clean state.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

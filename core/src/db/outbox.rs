@@ -77,9 +77,11 @@ pub(crate) fn next_due(conn: &Connection, now: i64) -> Result<Option<OutboxEntry
 
 /// When the earliest entry is due, if there is one.
 pub(crate) fn earliest_due(conn: &Connection) -> Result<Option<i64>, DbError> {
-    Ok(conn.query_row("SELECT min(next_attempt_at) FROM outbox", [], |row| {
-        row.get(0)
-    })?)
+    Ok(
+        conn.query_row("SELECT min(next_attempt_at) FROM outbox", [], |row| {
+            row.get(0)
+        })?,
+    )
 }
 
 /// Removes an entry the relay accepted (or refused for good).

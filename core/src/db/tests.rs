@@ -62,7 +62,11 @@ fn a_failed_transaction_leaves_nothing_behind() {
     assert_eq!(db.read(outbox::len).unwrap(), 0, "rolled back on unwind");
     db.transaction(|tx| Outbox::enqueue(tx, b"y", &["a@b.test".into()]))
         .unwrap();
-    assert_eq!(db.read(outbox::len).unwrap(), 1, "still usable after a panic");
+    assert_eq!(
+        db.read(outbox::len).unwrap(),
+        1,
+        "still usable after a panic"
+    );
 }
 
 #[test]
@@ -77,7 +81,10 @@ fn outbox_rows_are_due_in_order_and_reschedule() {
         .unwrap();
     assert!(db.read(|c| outbox::next_due(c, 999)).unwrap().is_none());
     let due = db.read(|c| outbox::next_due(c, 1000)).unwrap().unwrap();
-    assert_eq!((due.id, due.recipients.clone()), (first, recipients.clone()));
+    assert_eq!(
+        (due.id, due.recipients.clone()),
+        (first, recipients.clone())
+    );
     db.read(|c| outbox::reschedule(c, first, 5000, "421 busy"))
         .unwrap();
     let due = db.read(|c| outbox::next_due(c, 1000)).unwrap().unwrap();

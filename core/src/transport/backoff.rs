@@ -62,7 +62,10 @@ mod tests {
         let bases = [100, 200, 400, 800, 1000, 1000];
         for base in bases {
             let delay = backoff.next_delay().as_millis() as u64;
-            assert!((base..=base + base / 4).contains(&delay), "{delay} vs {base}");
+            assert!(
+                (base..=base + base / 4).contains(&delay),
+                "{delay} vs {base}"
+            );
         }
         backoff.reset();
         assert!(backoff.next_delay() <= Duration::from_millis(125));

@@ -128,7 +128,11 @@ impl Inbox {
     /// is fetched again on the next start.
     ///
     /// Fails only if the TLS configuration cannot be built; network failures are retried.
-    pub async fn run<H, E>(&self, mut handler: H, stop: CancellationToken) -> Result<(), TransportError>
+    pub async fn run<H, E>(
+        &self,
+        mut handler: H,
+        stop: CancellationToken,
+    ) -> Result<(), TransportError>
     where
         H: FnMut(&Transaction<'_>, &Incoming<'_>) -> Result<(), E>,
         E: std::fmt::Display,
@@ -136,7 +140,10 @@ impl Inbox {
         let tls = tls::client_config(&self.trust)?;
         let mut backoff = Backoff::new(self.options.backoff_initial, self.options.backoff_max);
         let cutoff = unix_millis() - PROCESSED_RETENTION_MS;
-        if let Err(error) = self.db.read(|conn| db::inbox::prune_processed(conn, cutoff)) {
+        if let Err(error) = self
+            .db
+            .read(|conn| db::inbox::prune_processed(conn, cutoff))
+        {
             tracing::warn!(%error, "pruning processed envelope ids failed");
         }
         while !stop.is_cancelled() {
@@ -181,7 +188,9 @@ impl Inbox {
             session = imap::login(&self.server, tls, &self.credentials, limit) => session?,
         };
         let mailbox = imap::timed("SELECT", limit, session.select("INBOX")).await?;
-        let uid_validity = mailbox.uid_validity.ok_or(TransportError::MissingUidValidity)?;
+        let uid_validity = mailbox
+            .uid_validity
+            .ok_or(TransportError::MissingUidValidity)?;
         backoff.reset();
         self.events
             .emit(Event::ConnectionChanged(ConnectionState::Connected));
@@ -222,7 +231,10 @@ impl Inbox {
         let uids = imap::all_uids(session, limit).await?;
         let (done, new): (Vec<u32>, Vec<u32>) = uids.into_iter().partition(|&u| u <= last_uid);
         if !done.is_empty() {
-            tracing::debug!(count = done.len(), "deleting messages processed before a restart");
+            tracing::debug!(
+                count = done.len(),
+                "deleting messages processed before a restart"
+            );
             imap::delete(session, &done, limit).await?;
         }
         for uid in new {
@@ -264,36 +276,37 @@ impl Inbox {
     {
         let key = message_key(bytes, cursor.uid_validity, cursor.last_uid);
         let now = unix_millis();
-        self.db.transaction(|tx| {
-            let outcome = if db::inbox::is_processed(tx, &key)? {
-                Outcome::Duplicate
-            } else {
-                let incoming = Incoming {
-                    bytes,
-                    key: &key,
-                    uid: cursor.last_uid,
+        self.db
+            .transaction(|tx| {
+                let outcome = if db::inbox::is_processed(tx, &key)? {
+                    Outcome::Duplicate
+                } else {
+                    let incoming = Incoming {
+                        bytes,
+                        key: &key,
+                        uid: cursor.last_uid,
+                    };
+                    tx.execute_batch("SAVEPOINT handler")?;
+                    match handler(tx, &incoming) {
+                        Ok(()) => {
+                            tx.execute_batch("RELEASE handler")?;
+                            Outcome::Processed
+                        }
+                        Err(error) => {
+                            tx.execute_batch("ROLLBACK TO handler; RELEASE handler")?;
+                            Outcome::Rejected(error.to_string())
+                        }
+                    }
                 };
-                tx.execute_batch("SAVEPOINT handler")?;
-                match handler(tx, &incoming) {
-                    Ok(()) => {
-                        tx.execute_batch("RELEASE handler")?;
-                        Outcome::Processed
-                    }
-                    Err(error) => {
-                        tx.execute_batch("ROLLBACK TO handler; RELEASE handler")?;
-                        Outcome::Rejected(error.to_string())
-                    }
+                db::inbox::mark_processed(tx, &key, now)?;
+                db::inbox::store_cursor(tx, cursor)?;
+                Ok::<_, DbError>(outcome)
+            })
+            .inspect(|outcome| {
+                if matches!(outcome, Outcome::Duplicate) {
+                    tracing::debug!(uid = cursor.last_uid, "duplicate envelope skipped");
                 }
-            };
-            db::inbox::mark_processed(tx, &key, now)?;
-            db::inbox::store_cursor(tx, cursor)?;
-            Ok::<_, DbError>(outcome)
-        })
-        .inspect(|outcome| {
-            if matches!(outcome, Outcome::Duplicate) {
-                tracing::debug!(uid = cursor.last_uid, "duplicate envelope skipped");
-            }
-        })
+            })
     }
 
     /// Waits in IDLE for news, a timeout or `stop`. Returns the session to sync again, or
@@ -308,8 +321,12 @@ impl Inbox {
         let mut idle = session.idle();
         imap::timed("IDLE", limit, idle.init()).await?;
         // News that arrived between the last sync and IDLE came with IDLE's own responses.
-        let has_news = std::iter::from_fn(|| unsolicited.try_recv().ok())
-            .any(|r| matches!(r, UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)));
+        let has_news = std::iter::from_fn(|| unsolicited.try_recv().ok()).any(|r| {
+            matches!(
+                r,
+                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+            )
+        });
         let mut stopped = false;
         if !has_news {
             let (wait, _interrupt) = idle.wait_with_timeout(self.options.idle_timeout);
@@ -351,7 +368,10 @@ mod tests {
     #[test]
     fn the_key_is_the_message_id_or_the_mailbox_place() {
         let with_id = b"From: a@b.test\r\nMessage-ID: <abc@b.test>\r\n\r\nbody";
-        assert_eq!(message_key(with_id, 7, 3), MessageKey("mid:abc@b.test".into()));
+        assert_eq!(
+            message_key(with_id, 7, 3),
+            MessageKey("mid:abc@b.test".into())
+        );
         let without = b"From: a@b.test\r\n\r\nbody";
         assert_eq!(message_key(without, 7, 3), MessageKey("uid:7:3".into()));
         assert_eq!(message_key(b"", 1, 2), MessageKey("uid:1:2".into()));

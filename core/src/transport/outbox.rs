@@ -164,7 +164,11 @@ impl Outbox {
             submitter.submit(&entry.envelope, &entry.recipients),
         )
         .await
-        .unwrap_or_else(|_| Err(SubmitError::Transient(Failure::local("submission timed out"))));
+        .unwrap_or_else(|_| {
+            Err(SubmitError::Transient(Failure::local(
+                "submission timed out",
+            )))
+        });
         match result {
             Ok(()) => {
                 self.db.read(|conn| db::outbox::remove(conn, entry.id))?;

@@ -74,7 +74,11 @@ impl Submitter {
             ))
             .authentication(vec![Mechanism::Plain])
             .timeout(Some(limit))
-            .pool_config(PoolConfig::new().max_size(1).idle_timeout(Duration::from_secs(60)))
+            .pool_config(
+                PoolConfig::new()
+                    .max_size(1)
+                    .idle_timeout(Duration::from_secs(60)),
+            )
             .build();
         Ok(Self {
             transport,
@@ -92,7 +96,9 @@ impl Submitter {
             .iter()
             .map(|r| r.parse::<Address>())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| SubmitError::Permanent(Failure::local(format!("recipient address: {e}"))))?;
+            .map_err(|e| {
+                SubmitError::Permanent(Failure::local(format!("recipient address: {e}")))
+            })?;
         let smtp_envelope = Envelope::new(Some(self.from.clone()), to)
             .map_err(|e| SubmitError::Permanent(Failure::local(e.to_string())))?;
         match self.transport.send_raw(&smtp_envelope, envelope).await {

@@ -10,7 +10,9 @@ use rustls_pki_types::CertificateDer;
 use super::{TransportError, TrustAnchor};
 
 /// The certificates in a PEM file (at least one).
-fn pem_certificates(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {
+fn pem_certificates(
+    path: &std::path::Path,
+) -> Result<Vec<CertificateDer<'static>>, TransportError> {
     let fail = |reason: String| TransportError::TrustAnchor {
         path: path.to_owned(),
         reason,
@@ -32,12 +34,10 @@ pub(crate) fn client_config(trust: &TrustAnchor) -> Result<Arc<ClientConfig>, Tr
         TrustAnchor::WebPkiRoots => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         TrustAnchor::PemFile(path) => {
             for cert in pem_certificates(path)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| TransportError::TrustAnchor {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    })?;
+                roots.add(cert).map_err(|e| TransportError::TrustAnchor {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
             }
         }
     }

@@ -18,7 +18,7 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A relay: its directory and ports outlive restarts.
 pub struct Relay {
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     config: Config,
     running: Option<Running>,
 }
@@ -54,7 +54,7 @@ impl Relay {
         config.tls.cert = cert;
         config.tls.key = key;
         Self {
-            dir,
+            _dir: dir,
             config,
             running: None,
         }
@@ -69,9 +69,8 @@ impl Relay {
     /// Starts (or restarts) the relay on its ports and waits until IMAP accepts.
     pub async fn spawn(&mut self) {
         assert!(self.running.is_none());
-        let tls =
-            kith_relay::tls::load_server_config(&self.config.tls.cert, &self.config.tls.key)
-                .unwrap();
+        let tls = kith_relay::tls::load_server_config(&self.config.tls.cert, &self.config.tls.key)
+            .unwrap();
         let ctx = RelayContext::new(self.config.clone(), tls).unwrap();
         let task = tokio::spawn({
             let ctx = ctx.clone();
@@ -172,7 +171,10 @@ pub fn envelope(from: &str) -> (Vec<u8>, String) {
             "Message-ID: <fixture@relay.example>",
             &format!("Message-ID: <{msgid}>"),
         );
-    assert!(text.contains(&msgid) && text.contains(from), "fixture changed");
+    assert!(
+        text.contains(&msgid) && text.contains(from),
+        "fixture changed"
+    );
     (text.into_bytes(), msgid)
 }
 
