@@ -323,3 +323,41 @@ async fn a_certificate_outside_the_trust_anchor_is_refused() {
     task.await.unwrap().unwrap();
     sender.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_the_handler_rejects_is_rolled_back_dropped_and_reported() {
+    let relay = Relay::start().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let b = Account::create(
+        &account_dir(&dirs, "b"),
+        relay.endpoint(Security::ImplicitTls),
+    )
+    .unwrap();
+    let mut events = b.events().subscribe();
+    let (seen_tx, _seen) = mpsc::unbounded_channel();
+    let mut store = storing_handler(seen_tx);
+    // Writes a row, then refuses the envelope: the row must not survive.
+    let handler = move |tx: &Transaction<'_>, incoming: &Incoming<'_>| {
+        store(tx, incoming).map_err(|e| e.to_string())?;
+        Err::<(), _>("not a Kith envelope".to_owned())
+    };
+    let stop = CancellationToken::new();
+    let inbox = start_inbox(&b, handler, stop.clone()).await;
+    relay
+        .deliver(b.address(), &envelope("x@relay.test").0)
+        .await;
+    let event = wait_for_event(&mut events, |e| matches!(e, Event::IncomingDropped { .. })).await;
+    assert_eq!(
+        event,
+        Event::IncomingDropped {
+            reason: "not a Kith envelope".into()
+        }
+    );
+    relay.wait_for_mailbox_len(b.address(), 0).await;
+    assert!(
+        message_rows(&b).is_empty(),
+        "the handler's writes were rolled back"
+    );
+    stop.cancel();
+    inbox.await.unwrap().unwrap();
+}
