@@ -52,6 +52,9 @@ pub(crate) async fn login(
         Ok(tcp) => tcp.map_err(connect_error)?,
         Err(_) => return Err(TransportError::Timeout("IMAP connect")),
     };
+    // Commands are small writes answered at once; Nagle's algorithm would hold each one
+    // back until the previous segment is acknowledged (a delayed ACK: ~40 ms per command).
+    tcp.set_nodelay(true).map_err(connect_error)?;
     let tcp = match server.security {
         Security::ImplicitTls => tcp,
         Security::StartTls => starttls(tcp, limit).await?,
