@@ -74,6 +74,9 @@ pub enum ChannelError {
     /// This direction has sent 2^64 messages.
     #[error("the channel's message counter is exhausted")]
     CounterExhausted,
+    /// Stored channel state has the wrong length or version.
+    #[error("stored channel state is malformed")]
+    MalformedState,
 }
 
 /// Which side of the channel this device is.
@@ -161,6 +164,9 @@ impl ChannelKey {
         })
     }
 }
+
+// The secret zeroizes itself on drop (x25519-dalek's `#[zeroize(drop)]`).
+impl zeroize::ZeroizeOnDrop for ChannelKey {}
 
 impl std::fmt::Debug for ChannelKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -290,6 +296,55 @@ impl Channel {
     }
 }
 
+/// Version byte and length of [`Channel::export_state`]'s output.
+const STATE_VERSION: u8 = 1;
+const STATE_LEN: usize = 1 + 32 + 8 + 32 + 8 + 32 + 8;
+
+impl Channel {
+    /// The channel's state for the device's own storage (linking spans app restarts):
+    /// `version 1 ‖ transcript[32] ‖ sas u64 ‖ send_key[32] ‖ send_counter u64 ‖
+    /// receive_key[32] ‖ receive_counter u64`. Holds keys: store it like any secret.
+    pub fn export_state(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(STATE_LEN));
+        out.push(STATE_VERSION);
+        out.extend_from_slice(&self.transcript);
+        out.extend_from_slice(&self.sas.to_be_bytes());
+        for direction in [&self.send, &self.receive] {
+            out.extend_from_slice(&direction.key[..]);
+            out.extend_from_slice(&direction.counter.to_be_bytes());
+        }
+        out
+    }
+
+    /// Restores a channel from [`Channel::export_state`]'s output.
+    pub fn import_state(state: &[u8]) -> Result<Self, ChannelError> {
+        if state.len() != STATE_LEN || state[0] != STATE_VERSION {
+            return Err(ChannelError::MalformedState);
+        }
+        let field = |at: usize, len: usize| &state[at..at + len];
+        let u64_at = |at: usize| u64::from_be_bytes(field(at, 8).try_into().expect("8 bytes"));
+        let key_at = |at: usize| {
+            let mut key = Zeroizing::new([0u8; 32]);
+            key.copy_from_slice(field(at, 32));
+            key
+        };
+        let mut transcript = [0u8; 32];
+        transcript.copy_from_slice(field(1, 32));
+        Ok(Self {
+            transcript,
+            sas: u64_at(33),
+            send: Direction {
+                key: key_at(41),
+                counter: u64_at(73),
+            },
+            receive: Direction {
+                key: key_at(81),
+                counter: u64_at(113),
+            },
+        })
+    }
+}
+
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Channel")
@@ -373,6 +428,32 @@ mod tests {
             Err(ChannelError::Unauthentic)
         );
         assert_eq!(a.transcript_hash(), b.transcript_hash());
+    }
+
+    #[test]
+    fn state_survives_export_and_import() {
+        let (mut a, mut b) = pair();
+        let first = a.seal(b"before restart").expect("seal");
+        b.open(&first).expect("open");
+        let mut b = Channel::import_state(&b.export_state()).expect("import");
+        let mut a = Channel::import_state(&a.export_state()).expect("import");
+        assert_eq!(
+            a.short_authentication_string(),
+            b.short_authentication_string()
+        );
+        assert_eq!(
+            b.open(&first),
+            Err(ChannelError::UnexpectedCounter {
+                expected: 1,
+                got: 0
+            })
+        );
+        let second = a.seal(b"after restart").expect("seal");
+        assert_eq!(&b.open(&second).expect("open")[..], b"after restart");
+        assert_eq!(
+            Channel::import_state(&[1; 10]).err(),
+            Some(ChannelError::MalformedState)
+        );
     }
 
     #[test]

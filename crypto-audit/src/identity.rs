@@ -67,6 +67,9 @@ impl IdentityKey {
     }
 }
 
+// The only field zeroizes itself on drop (ed25519-dalek / x25519-dalek with `zeroize`).
+impl zeroize::ZeroizeOnDrop for IdentityKey {}
+
 impl std::fmt::Debug for IdentityKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "IdentityKey(public {})", self.public_key())
@@ -141,6 +144,18 @@ mod tests {
         let debug = format!("{key:?}");
         assert!(!debug.contains(&hex::encode(&key.to_bytes()[..])));
         assert!(debug.contains(&key.public_key().to_string()));
+    }
+
+    #[test]
+    fn secret_types_zeroize_on_drop() {
+        fn zeroizes<T: zeroize::ZeroizeOnDrop>() {}
+        zeroizes::<SigningKey>();
+        zeroizes::<IdentityKey>();
+        // x25519_dalek::StaticSecret (inside ChannelKey) zeroizes in its Drop impl
+        // (`#[zeroize(drop)]`) without implementing the marker trait.
+        zeroizes::<crate::mls::DeviceSigningKey>();
+        zeroizes::<crate::channel::ChannelKey>();
+        zeroizes::<crate::invite::InviteSecret>();
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! The registry of known-answer vector suites that `kith-audit vectors` runs.
 //!
-//! Each module that has vectors contributes one [`VectorSuite`] line to [`SUITES`]: the
-//! name of its JSON file in `crypto-audit/vectors/` and a function that checks the file's
-//! text and returns how many cases passed. The library does no I/O: the binary reads the
-//! files and passes their text in.
+//! Two kinds of entry, one line per module:
+//! - [`SUITES`]: a JSON file in `crypto-audit/vectors/` read by the binary (so an auditor
+//!   can edit a file and watch the check fail) and a function that checks its text and
+//!   returns how many cases passed. The library does no I/O: the binary passes the text in.
+//! - [`COMPILED_SUITES`]: functions whose vectors are compiled into the crate
+//!   (`include_str!`) and that return one [`VectorCheck`] per case (the RFC primitives and
+//!   the identity, channel, invite and media vectors in `kat/`).
 
 /// One vector file and the function that checks it.
 #[derive(Clone, Copy, Debug)]
@@ -19,7 +22,12 @@ pub struct VectorSuite {
     pub generate: Option<fn() -> Result<String, String>>,
 }
 
-/// Every suite, one line per module.
+pub use crate::kat::VectorCheck;
+
+/// Suites whose vector text is compiled in; each returns one result per case.
+pub const COMPILED_SUITES: &[fn() -> Vec<VectorCheck>] = &[crate::kat::check_all];
+
+/// Every file-based suite, one line per module.
 pub const SUITES: &[VectorSuite] = &[
     crate::envelope::vectors::SUITE,
     crate::backup::vectors::SUITE,

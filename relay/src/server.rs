@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
+use crate::config::Listen;
 use crate::context::{unix_now, RelayContext};
 use crate::errors::ServerError;
 use crate::smtp::ListenerKind;
@@ -15,37 +16,20 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often expired messages are deleted.
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// Every configured listening socket, bound.
+struct Listeners {
+    smtp: Vec<(TcpListener, ListenerKind)>,
+    imap: Vec<(TcpListener, bool)>,
+    metrics: Option<TcpListener>,
+}
+
 /// Binds every configured listener, serves until `ctx.shutdown` is cancelled, then stops
 /// accepting, lets open sessions finish (for at most ten seconds) and returns.
 pub async fn run(ctx: RelayContext) -> Result<(), ServerError> {
-    let listen = ctx.config.listen.clone();
-    let smtp_listeners = [
-        ("submissions", listen.submissions, ListenerKind::Submissions),
-        ("submission", listen.submission, ListenerKind::Submission),
-        ("smtp", listen.smtp, ListenerKind::Inbound),
-    ];
-    let mut smtp = Vec::new();
-    for (name, address, kind) in smtp_listeners {
-        if let Some(address) = address {
-            smtp.push((bind(name, address).await?, kind));
-        }
-    }
-    let mut imap = Vec::new();
-    for (name, address, implicit_tls) in
-        [("imaps", listen.imaps, true), ("imap", listen.imap, false)]
-    {
-        if let Some(address) = address {
-            imap.push((bind(name, address).await?, implicit_tls));
-        }
-    }
-    let metrics = match listen.metrics {
-        Some(address) => Some(bind("metrics", address).await?),
-        None => None,
-    };
-
+    let listeners = bind_all(&ctx.config.listen).await?;
     let sessions = TaskTracker::new();
     let background = TaskTracker::new();
-    for (listener, kind) in smtp {
+    for (listener, kind) in listeners.smtp {
         background.spawn(crate::smtp::edge::serve(
             listener,
             kind,
@@ -53,8 +37,7 @@ pub async fn run(ctx: RelayContext) -> Result<(), ServerError> {
             sessions.clone(),
         ));
     }
-
-    for (listener, implicit_tls) in imap {
+    for (listener, implicit_tls) in listeners.imap {
         // The IMAP server tracks (and on shutdown waits for) its own sessions.
         let ctx = ctx.clone();
         sessions.spawn(async move {
@@ -63,8 +46,7 @@ pub async fn run(ctx: RelayContext) -> Result<(), ServerError> {
             }
         });
     }
-
-    if let Some(listener) = metrics {
+    if let Some(listener) = listeners.metrics {
         background.spawn(crate::http::serve(listener, ctx.clone()));
     }
     background.spawn(crate::federation::run_queue(ctx.clone()));
@@ -87,6 +69,37 @@ pub async fn run(ctx: RelayContext) -> Result<(), ServerError> {
     let _ = tokio::time::timeout(Duration::from_secs(2), background.wait()).await;
     tracing::info!("relay stopped");
     Ok(())
+}
+
+/// Binds everything first, so that a port in use stops the relay before it serves anything.
+async fn bind_all(listen: &Listen) -> Result<Listeners, ServerError> {
+    let mut listeners = Listeners {
+        smtp: Vec::new(),
+        imap: Vec::new(),
+        metrics: None,
+    };
+    for (name, address, kind) in [
+        ("submissions", listen.submissions, ListenerKind::Submissions),
+        ("submission", listen.submission, ListenerKind::Submission),
+        ("smtp", listen.smtp, ListenerKind::Inbound),
+    ] {
+        if let Some(address) = address {
+            listeners.smtp.push((bind(name, address).await?, kind));
+        }
+    }
+    for (name, address, implicit_tls) in
+        [("imaps", listen.imaps, true), ("imap", listen.imap, false)]
+    {
+        if let Some(address) = address {
+            listeners
+                .imap
+                .push((bind(name, address).await?, implicit_tls));
+        }
+    }
+    if let Some(address) = listen.metrics {
+        listeners.metrics = Some(bind("metrics", address).await?);
+    }
+    Ok(listeners)
 }
 
 async fn bind(listener: &'static str, address: SocketAddr) -> Result<TcpListener, ServerError> {

@@ -217,13 +217,38 @@ fn reseal(e: &EnvelopeVector, frame: &Frame, key: SealKey<'_>) -> Result<Vec<u8>
 
 /// Generates the file once (the sealed ciphertexts use sequoia's own randomness).
 pub(crate) fn generate() -> Result<String, String> {
-    let keys: Vec<(&str, [u8; 32])> = vec![
+    let device_secret = [0x33u8; 32];
+    let envelopes = vec![
+        envelope_vector("epoch", [0x11; 32], 1, b"group message".to_vec())?,
+        envelope_vector("invite", [0x22; 32], 2, b"invite handshake".to_vec())?,
+        envelope_vector("device", device_secret, 3, vec![0x77; 1500])?,
+    ];
+    let file = File {
+        description: "Kith envelope known-answer vectors; see PROTOCOL.md sections 5-6.".into(),
+        derivations: generate_derivations()?,
+        device_keys: vec![generate_device(device_secret)],
+        hints: vec![generate_hint([0x44; 32], [0x55; 16])],
+        frames: generate_frames()?,
+        buckets: [0usize, 1, 511, 512, 513, 1000, 4097, 65_542, 1_000_000]
+            .into_iter()
+            .map(|len| (len, bucket_len(len)))
+            .collect(),
+        dates: [0u64, 1_800_000_123, 1_793_559_599]
+            .into_iter()
+            .map(|t| (t, rfc5322_hour(t)))
+            .collect(),
+        envelopes,
+    };
+    serde_json::to_string_pretty(&file).map_err(|e| e.to_string())
+}
+
+fn generate_derivations() -> Result<Vec<Derivation>, String> {
+    let keys: [(&str, [u8; 32]); 3] = [
         ("epoch", [0x11; 32]),
         ("invite", [0x22; 32]),
         ("epoch", core::array::from_fn(|i| i as u8)),
     ];
-    let derivations = keys
-        .iter()
+    keys.iter()
         .map(|(kind, bytes)| {
             let key = SymmetricKey::new(kind_of(kind)?, *bytes);
             Ok(Derivation {
@@ -233,22 +258,28 @@ pub(crate) fn generate() -> Result<String, String> {
                 hint_key: hex::encode(&*key.hint_key()),
             })
         })
-        .collect::<Result<Vec<_>, String>>()?;
-    let device_secret = [0x33u8; 32];
-    let pair = DeviceKeypair::from_secret_bytes(device_secret);
-    let device_keys = vec![DeviceVector {
-        secret: hex::encode(device_secret),
-        public: hex::encode(pair.public().to_bytes()),
-        hint_key: hex::encode(&*pair.public().hint_key()),
-    }];
-    let hint_key = [0x44u8; 32];
-    let nonce = [0x55u8; 16];
-    let hints = vec![HintVector {
+        .collect()
+}
+
+fn generate_device(secret: [u8; 32]) -> DeviceVector {
+    let public = DeviceKeypair::from_secret_bytes(secret).public();
+    DeviceVector {
+        secret: hex::encode(secret),
+        public: hex::encode(public.to_bytes()),
+        hint_key: hex::encode(&*public.hint_key()),
+    }
+}
+
+fn generate_hint(hint_key: [u8; 32], nonce: [u8; 16]) -> HintVector {
+    HintVector {
         hint_key: hex::encode(hint_key),
         nonce: hex::encode(nonce),
         message_id_local: message_id_local(&hint_key, &nonce),
-    }];
-    let frames = [
+    }
+}
+
+fn generate_frames() -> Result<Vec<FrameVector>, String> {
+    [
         (1u8, b"".to_vec()),
         (2, b"hello".to_vec()),
         (3, vec![0xEE; 600]),
@@ -265,31 +296,7 @@ pub(crate) fn generate() -> Result<String, String> {
             encoded: hex::encode(frame.encode().map_err(|e| e.to_string())?),
         })
     })
-    .collect::<Result<Vec<_>, String>>()?;
-    let buckets = [0usize, 1, 511, 512, 513, 1000, 4097, 65_542, 1_000_000]
-        .into_iter()
-        .map(|len| (len, bucket_len(len)))
-        .collect();
-    let dates = [0u64, 1_800_000_123, 1_793_559_599]
-        .into_iter()
-        .map(|t| (t, rfc5322_hour(t)))
-        .collect();
-    let envelopes = vec![
-        envelope_vector("epoch", [0x11; 32], 1, b"group message".to_vec())?,
-        envelope_vector("invite", [0x22; 32], 2, b"invite handshake".to_vec())?,
-        envelope_vector("device", device_secret, 3, vec![0x77; 1500])?,
-    ];
-    let file = File {
-        description: "Kith envelope known-answer vectors; see PROTOCOL.md sections 5-6.".into(),
-        derivations,
-        device_keys,
-        hints,
-        frames,
-        buckets,
-        dates,
-        envelopes,
-    };
-    serde_json::to_string_pretty(&file).map_err(|e| e.to_string())
+    .collect()
 }
 
 fn envelope_vector(

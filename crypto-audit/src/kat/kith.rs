@@ -9,73 +9,74 @@ use crate::identity::IdentityKey;
 use crate::invite::{InviteKind, InvitePayload, InviteSecret};
 use crate::media::{sframe_key_id, SframeBaseKey, SframeKeys};
 
-/// The files of Kith's own vectors, with their checked-in contents.
-pub const KITH_VECTOR_FILES: [(&str, &str); 5] = [
-    (
-        "kith-certificate.json",
-        include_str!("../../vectors/kith-certificate.json"),
-    ),
-    (
-        "kith-fingerprint.json",
-        include_str!("../../vectors/kith-fingerprint.json"),
-    ),
-    (
-        "kith-channel.json",
-        include_str!("../../vectors/kith-channel.json"),
-    ),
-    (
-        "kith-invite.json",
-        include_str!("../../vectors/kith-invite.json"),
-    ),
-    (
-        "kith-media.json",
-        include_str!("../../vectors/kith-media.json"),
-    ),
+/// The files of Kith's own vectors.
+pub const KITH_VECTOR_FILES: [&str; 5] = [
+    CERTIFICATE_FILE,
+    FINGERPRINT_FILE,
+    CHANNEL_FILE,
+    INVITE_FILE,
+    MEDIA_FILE,
 ];
+pub(crate) const CERTIFICATE_FILE: &str = "kith-certificate.json";
+pub(crate) const FINGERPRINT_FILE: &str = "kith-fingerprint.json";
+pub(crate) const CHANNEL_FILE: &str = "kith-channel.json";
+pub(crate) const INVITE_FILE: &str = "kith-invite.json";
+pub(crate) const MEDIA_FILE: &str = "kith-media.json";
 
-/// Kith's own vectors as computed by this build, file by file (the same order as
-/// [`KITH_VECTOR_FILES`]).
+/// Kith's own vectors as computed by this build, file by file.
 pub fn kith_vectors() -> Vec<(&'static str, Value)> {
     vec![
-        ("kith-certificate.json", certificate_vectors()),
-        ("kith-fingerprint.json", fingerprint_vectors()),
-        ("kith-channel.json", channel_vectors()),
-        ("kith-invite.json", invite_vectors()),
-        ("kith-media.json", media_vectors()),
+        (CERTIFICATE_FILE, certificate_vectors()),
+        (FINGERPRINT_FILE, fingerprint_vectors()),
+        (CHANNEL_FILE, channel_vectors()),
+        (INVITE_FILE, invite_vectors()),
+        (MEDIA_FILE, media_vectors()),
     ]
 }
 
-/// Compares each checked-in case with the same case computed now.
-pub(crate) fn check_kith() -> Vec<VectorCheck> {
+/// The vectors of one of Kith's files as computed by this build, pretty-printed JSON.
+pub(crate) fn generate(file: &str) -> Result<String, String> {
+    let (_, value) = kith_vectors()
+        .into_iter()
+        .find(|(name, _)| *name == file)
+        .ok_or_else(|| format!("no generator for {file}"))?;
+    serde_json::to_string_pretty(&value).map_err(|e| e.to_string())
+}
+
+/// Compares each case of a checked-in Kith vector file (its text) with the same case
+/// computed now.
+pub fn check_kith_file(file: &'static str, text: &str) -> Vec<VectorCheck> {
+    let Some((_, computed)) = kith_vectors().into_iter().find(|(name, _)| *name == file) else {
+        return vec![VectorCheck::new(
+            file,
+            "file",
+            Err("not a Kith vector file".into()),
+        )];
+    };
+    let recorded = match parse(file, text) {
+        Ok(value) => value,
+        Err(failed) => return vec![failed],
+    };
+    let recorded_cases = super::cases(&recorded, "cases");
+    let computed_cases = super::cases(&computed, "cases");
     let mut out = Vec::new();
-    for ((file, text), (_, computed)) in KITH_VECTOR_FILES.iter().zip(kith_vectors()) {
-        let recorded = match parse(file, text) {
-            Ok(value) => value,
-            Err(failed) => {
-                out.push(failed);
-                continue;
-            }
-        };
-        let recorded_cases = super::cases(&recorded, "cases");
-        let computed_cases = super::cases(&computed, "cases");
-        if recorded_cases.len() != computed_cases.len() {
-            out.push(VectorCheck::new(
-                file,
-                "cases",
-                Err(format!(
-                    "{} recorded cases, {} computed",
-                    recorded_cases.len(),
-                    computed_cases.len()
-                )),
-            ));
-        }
-        for (i, (r, c)) in recorded_cases.iter().zip(computed_cases).enumerate() {
-            out.push(VectorCheck::new(
-                file,
-                super::case_name(r, i),
-                compare(r, c),
-            ));
-        }
+    if recorded_cases.len() != computed_cases.len() {
+        out.push(VectorCheck::new(
+            file,
+            "cases",
+            Err(format!(
+                "{} recorded cases, {} computed",
+                recorded_cases.len(),
+                computed_cases.len()
+            )),
+        ));
+    }
+    for (i, (r, c)) in recorded_cases.iter().zip(computed_cases).enumerate() {
+        out.push(VectorCheck::new(
+            file,
+            super::case_name(r, i),
+            compare(r, c),
+        ));
     }
     out
 }
@@ -292,8 +293,8 @@ mod tests {
     fn all_known_answer_vectors_pass() {
         if std::env::var_os("KITH_WRITE_VECTORS").is_some() {
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors");
-            for (file, value) in kith_vectors() {
-                let text = serde_json::to_string_pretty(&value).expect("JSON") + "\n";
+            for file in KITH_VECTOR_FILES {
+                let text = generate(file).expect("JSON") + "\n";
                 std::fs::write(dir.join(file), text).expect("write vector file");
             }
         }

@@ -8,7 +8,13 @@
 //! parts to every join without adding a check: openmls verifies the leaf's signature with
 //! its `signature_key` whatever the credential type, and the binding between that key and
 //! the user is exactly what [`verify_leaf_credential`] establishes.
-use openmls::prelude::{BasicCredential, Credential, CredentialWithKey, SignaturePublicKey};
+use openmls::prelude::{
+    BasicCredential, Credential, CredentialWithKey, KeyPackage, KeyPackageBundle,
+    KeyPackageNewError, OpenMlsProvider, SignaturePublicKey,
+};
+
+use super::config::CIPHERSUITE;
+use super::signer::DeviceSigningKey;
 
 use crate::certificate::{CertificateError, DeviceCertificate, VerifiedDevice};
 use crate::identity::IdentityPublicKey;
@@ -19,6 +25,27 @@ pub fn credential_with_key(certificate: &DeviceCertificate) -> CredentialWithKey
         credential: BasicCredential::new(certificate.encode()).into(),
         signature_key: SignaturePublicKey::from(&certificate.device_signature_key()[..]),
     }
+}
+
+/// A new KeyPackage for this device (ciphersuite 0x0001, its certificate as credential),
+/// stored with its private keys in the provider's storage; publish `bundle.key_package()`.
+/// A last-resort package may be used by several adders and is kept after use.
+pub fn new_key_package<P: OpenMlsProvider>(
+    provider: &P,
+    signer: &DeviceSigningKey,
+    certificate: &DeviceCertificate,
+    is_last_resort: bool,
+) -> Result<KeyPackageBundle, KeyPackageNewError> {
+    let mut builder = KeyPackage::builder();
+    if is_last_resort {
+        builder = builder.mark_as_last_resort();
+    }
+    builder.build(
+        CIPHERSUITE,
+        provider,
+        signer,
+        credential_with_key(certificate),
+    )
 }
 
 /// Checks a leaf's credential: it must be a basic credential holding a device certificate

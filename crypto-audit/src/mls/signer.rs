@@ -46,6 +46,9 @@ impl DeviceSigningKey {
     }
 }
 
+// The only field zeroizes itself on drop (ed25519-dalek / x25519-dalek with `zeroize`).
+impl zeroize::ZeroizeOnDrop for DeviceSigningKey {}
+
 impl std::fmt::Debug for DeviceSigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

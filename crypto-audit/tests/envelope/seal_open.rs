@@ -230,6 +230,16 @@ fn sealed_packets_are_filtermail_strict_and_seipd_v2() {
         assert_eq!(packets[0].version, Some(6), "SKESK v6 / PKESK v6");
         assert_eq!((packets[1].tag, packets[1].version), (18, Some(2)));
         assert!(packets.iter().all(|p| !p.is_partial && !p.is_legacy_format));
+        // filtermail takes the text after the last '=' as the CRC-24 line.
+        let text = String::from_utf8(mail).expect("ASCII");
+        let armor_end = text
+            .find("\r\n-----END PGP MESSAGE-----")
+            .expect("armor end");
+        let last_line = text[..armor_end].rsplit("\r\n").next().expect("a line");
+        assert!(
+            last_line.starts_with('=') && last_line.len() == 5,
+            "{last_line:?}"
+        );
     }
 }
 

@@ -4,8 +4,8 @@ use kith_crypto::mls::openmls::prelude::tls_codec::{Deserialize as _, Serialize 
 use kith_crypto::mls::openmls::prelude::*;
 use kith_crypto::mls::{
     begin_immediate, credential_with_key, epoch_id, export_epoch_key, group_create_config,
-    group_join_config, run_migrations, verify_leaf_credential, DeviceSigningKey, EpochExport,
-    KithProvider, CIPHERSUITE,
+    group_join_config, new_key_package, run_migrations, verify_leaf_credential, DeviceSigningKey,
+    EpochExport, KithProvider,
 };
 use rand::rngs::OsRng;
 use rusqlite::Connection;
@@ -57,39 +57,27 @@ fn protocol(message: MlsMessageOut) -> (WireFormat, ProtocolMessage) {
     (wire_format, protocol)
 }
 
-#[test]
-fn two_members_over_sqlite_files() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let alice = device(&dir.path().join("alice.db"), "alice@relay.example");
-    let bob = device(&dir.path().join("bob.db"), "bob@relay.example");
-
-    // Bob publishes a KeyPackage; Alice checks its leaf credential before adding him.
+/// Bob's KeyPackage, which Alice checks (identity, leaf key) before adding him.
+fn checked_key_package(alice: &Device, bob: &Device) -> KeyPackage {
     let key_package = {
         let provider = KithProvider::new(&bob.conn);
-        KeyPackage::builder()
-            .build(
-                CIPHERSUITE,
-                &provider,
-                &bob.signer,
-                credential_with_key(&bob.certificate),
-            )
+        new_key_package(&provider, &bob.signer, &bob.certificate, false)
             .expect("key package")
             .key_package()
             .clone()
     };
     let leaf = key_package.leaf_node();
-    let verified = verify_leaf_credential(
-        leaf.credential(),
-        leaf.signature_key(),
-        Some(&bob.identity.public_key()),
-    )
-    .expect("Bob's certificate verifies");
+    let bob_identity = bob.identity.public_key();
+    let verified =
+        verify_leaf_credential(leaf.credential(), leaf.signature_key(), Some(&bob_identity))
+            .expect("Bob's certificate verifies");
     assert_eq!(verified.delivery_address, "bob@relay.example");
+    let alice_identity = alice.identity.public_key();
     assert!(matches!(
         verify_leaf_credential(
             leaf.credential(),
             leaf.signature_key(),
-            Some(&alice.identity.public_key())
+            Some(&alice_identity)
         ),
         Err(CertificateError::IdentityMismatch { .. })
     ));
@@ -98,10 +86,14 @@ fn two_members_over_sqlite_files() {
         verify_leaf_credential(leaf.credential(), &wrong_key, None),
         Err(CertificateError::LeafKeyMismatch)
     );
+    key_package
+}
 
-    // Alice creates the group and adds Bob, inside one BEGIN IMMEDIATE transaction.
+/// Alice creates the group and adds Bob inside one BEGIN IMMEDIATE transaction; the add
+/// commit is a PublicMessage.
+fn create_and_add(alice: &Device, key_package: KeyPackage) -> (MlsGroup, MlsMessageOut) {
     let tx = begin_immediate(&alice.conn).expect("begin");
-    let (mut alice_group, welcome) = {
+    let created = {
         let provider = KithProvider::new(&tx);
         let mut group = MlsGroup::new(
             &provider,
@@ -118,112 +110,139 @@ fn two_members_over_sqlite_files() {
         (group, welcome)
     };
     tx.commit().expect("commit");
-    let group_id = alice_group.group_id().clone();
+    created
+}
 
-    // Bob joins from the Welcome alone (the ratchet tree travels inside it).
-    let mut bob_group = {
-        let provider = KithProvider::new(&bob.conn);
-        let MlsMessageBodyIn::Welcome(welcome) = to_in(welcome).extract() else {
-            panic!("expected a Welcome");
-        };
-        let staged =
-            StagedWelcome::new_from_welcome(&provider, &group_join_config(), welcome, None)
-                .expect("stage welcome");
-        for member in staged.members() {
-            verify_leaf_credential(
-                &member.credential,
-                &SignaturePublicKey::from(member.signature_key.clone()),
-                None,
-            )
-            .expect("every leaf carries a valid certificate");
-        }
-        staged.into_group(&provider).expect("join")
+/// Bob joins from the Welcome alone (the ratchet tree travels inside it), after checking
+/// every leaf's certificate.
+fn join(bob: &Device, welcome: MlsMessageOut) -> MlsGroup {
+    let provider = KithProvider::new(&bob.conn);
+    let MlsMessageBodyIn::Welcome(welcome) = to_in(welcome).extract() else {
+        panic!("expected a Welcome");
     };
-    assert_eq!(bob_group.epoch(), alice_group.epoch());
+    let staged = StagedWelcome::new_from_welcome(&provider, &group_join_config(), welcome, None)
+        .expect("stage welcome");
+    for member in staged.members() {
+        let key = SignaturePublicKey::from(member.signature_key.clone());
+        verify_leaf_credential(&member.credential, &key, None)
+            .expect("every leaf carries a valid certificate");
+    }
+    staged.into_group(&provider).expect("join")
+}
 
-    // Bob commits a self-update: it travels as a PublicMessage.
-    let alice_provider = KithProvider::new(&alice.conn);
-    let bob_provider = KithProvider::new(&bob.conn);
-    let bundle = bob_group
-        .self_update(&bob_provider, &bob.signer, LeafNodeParameters::default())
+/// `from` commits a self-update (a PublicMessage) and `to` merges it.
+fn self_update(from: &Device, from_group: &mut MlsGroup, to: &Device, to_group: &mut MlsGroup) {
+    let (from_provider, to_provider) = (KithProvider::new(&from.conn), KithProvider::new(&to.conn));
+    let bundle = from_group
+        .self_update(&from_provider, &from.signer, LeafNodeParameters::default())
         .expect("self update");
     let (wire_format, commit) = protocol(bundle.into_commit());
     assert_eq!(wire_format, WireFormat::PublicMessage);
-    bob_group
-        .merge_pending_commit(&bob_provider)
+    from_group
+        .merge_pending_commit(&from_provider)
         .expect("merge own commit");
-    let processed = alice_group
-        .process_message(&alice_provider, commit)
+    let processed = to_group
+        .process_message(&to_provider, commit)
         .expect("process commit");
     let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
         panic!("expected a commit");
     };
-    alice_group
-        .merge_staged_commit(&alice_provider, *staged)
-        .expect("merge Bob's commit");
-    assert_eq!(alice_group.epoch(), bob_group.epoch());
+    to_group
+        .merge_staged_commit(&to_provider, *staged)
+        .expect("merge commit");
+    assert_eq!(from_group.epoch(), to_group.epoch());
+}
 
-    // Application messages are PrivateMessages.
-    let message = alice_group
-        .create_message(&alice_provider, &alice.signer, b"hello Bob")
+/// `from` sends `text` (a PrivateMessage) and `to` decrypts it.
+fn send(
+    from: &Device,
+    from_group: &mut MlsGroup,
+    to: &Device,
+    to_group: &mut MlsGroup,
+    text: &[u8],
+) {
+    let (from_provider, to_provider) = (KithProvider::new(&from.conn), KithProvider::new(&to.conn));
+    let message = from_group
+        .create_message(&from_provider, &from.signer, text)
         .expect("create message");
     let (wire_format, message) = protocol(message);
     assert_eq!(wire_format, WireFormat::PrivateMessage);
-    let processed = bob_group
-        .process_message(&bob_provider, message)
+    let processed = to_group
+        .process_message(&to_provider, message)
         .expect("decrypt");
     let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() else {
         panic!("expected an application message");
     };
-    assert_eq!(app.into_bytes(), b"hello Bob");
+    assert_eq!(app.into_bytes(), text);
+}
 
-    // Both derive the same exports; the two labels give different secrets.
-    let alice_key = export_epoch_key(
-        &alice_group,
-        alice_provider.crypto(),
-        EpochExport::EnvelopeKey,
-    )
-    .expect("export");
-    let bob_key = export_epoch_key(&bob_group, bob_provider.crypto(), EpochExport::EnvelopeKey)
-        .expect("export");
+/// Both members derive the same exports; the two labels give different secrets.
+fn shared_exports(
+    alice: &Device,
+    alice_group: &MlsGroup,
+    bob: &Device,
+    bob_group: &MlsGroup,
+) -> [u8; 32] {
+    let (a, b) = (KithProvider::new(&alice.conn), KithProvider::new(&bob.conn));
+    let alice_key =
+        export_epoch_key(alice_group, a.crypto(), EpochExport::EnvelopeKey).expect("export");
+    let bob_key =
+        export_epoch_key(bob_group, b.crypto(), EpochExport::EnvelopeKey).expect("export");
     assert_eq!(*alice_key, *bob_key);
-    let alice_epoch = epoch_id(&alice_group, alice_provider.crypto()).expect("epoch id");
-    assert_eq!(
-        alice_epoch,
-        epoch_id(&bob_group, bob_provider.crypto()).expect("epoch id")
-    );
-    assert_ne!(alice_epoch, *alice_key);
-    let epoch = alice_group.epoch();
-    drop((alice_group, bob_group, alice_provider, bob_provider));
-    drop((alice.conn, bob.conn));
+    let epoch = epoch_id(alice_group, a.crypto()).expect("epoch id");
+    assert_eq!(epoch, epoch_id(bob_group, b.crypto()).expect("epoch id"));
+    assert_ne!(epoch, *alice_key);
+    epoch
+}
+
+fn reopen(device: Device, path: &Path) -> Device {
+    drop(device.conn);
+    Device {
+        conn: open(path),
+        ..device
+    }
+}
+
+fn load(device: &Device, group_id: &GroupId) -> MlsGroup {
+    let provider = KithProvider::new(&device.conn);
+    MlsGroup::load(provider.storage(), group_id)
+        .expect("load")
+        .expect("stored")
+}
+
+#[test]
+fn two_members_over_sqlite_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (alice_path, bob_path) = (dir.path().join("alice.db"), dir.path().join("bob.db"));
+    let alice = device(&alice_path, "alice@relay.example");
+    let bob = device(&bob_path, "bob@relay.example");
+
+    let key_package = checked_key_package(&alice, &bob);
+    let (mut alice_group, welcome) = create_and_add(&alice, key_package);
+    let mut bob_group = join(&bob, welcome);
+    assert_eq!(bob_group.epoch(), alice_group.epoch());
+    self_update(&bob, &mut bob_group, &alice, &mut alice_group);
+    send(&alice, &mut alice_group, &bob, &mut bob_group, b"hello Bob");
+    let epoch_id_before = shared_exports(&alice, &alice_group, &bob, &bob_group);
+    let (group_id, epoch) = (alice_group.group_id().clone(), alice_group.epoch());
+    drop((alice_group, bob_group));
 
     // Reload both from their files and keep talking.
-    let alice_conn = open(&dir.path().join("alice.db"));
-    let bob_conn = open(&dir.path().join("bob.db"));
-    let alice_provider = KithProvider::new(&alice_conn);
-    let bob_provider = KithProvider::new(&bob_conn);
-    let mut alice_group = MlsGroup::load(alice_provider.storage(), &group_id)
-        .expect("load")
-        .expect("stored");
-    let mut bob_group = MlsGroup::load(bob_provider.storage(), &group_id)
-        .expect("load")
-        .expect("stored");
+    let alice = reopen(alice, &alice_path);
+    let bob = reopen(bob, &bob_path);
+    let mut alice_group = load(&alice, &group_id);
+    let mut bob_group = load(&bob, &group_id);
     assert_eq!(alice_group.epoch(), epoch);
     assert_eq!(
-        epoch_id(&bob_group, bob_provider.crypto()).expect("epoch id"),
-        alice_epoch
+        shared_exports(&alice, &alice_group, &bob, &bob_group),
+        epoch_id_before
     );
-    let reply = bob_group
-        .create_message(&bob_provider, &bob.signer, b"hi Alice")
-        .expect("create");
-    let (_, reply) = protocol(reply);
-    let processed = alice_group
-        .process_message(&alice_provider, reply)
-        .expect("decrypt after reload");
-    let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() else {
-        panic!("expected an application message");
-    };
-    assert_eq!(app.into_bytes(), b"hi Alice");
+    send(&bob, &mut bob_group, &alice, &mut alice_group, b"hi Alice");
+    self_update(&alice, &mut alice_group, &bob, &mut bob_group);
+    assert_ne!(
+        shared_exports(&alice, &alice_group, &bob, &bob_group),
+        epoch_id_before
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@ use kith_crypto::channel::{ChannelKey, Role};
 use kith_crypto::fingerprint::Fingerprint;
 use kith_crypto::identity::IdentityKey;
 use kith_crypto::invite::{InviteKind, InvitePayload, InviteSecret};
+use kith_crypto::media::{decode_header, encode_header, sframe_key_id, SframeBaseKey, SframeKeys};
 use proptest::prelude::*;
 
 fn certificate(
@@ -113,5 +114,38 @@ proptest! {
     fn invite_decoder_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         let _ = InvitePayload::decode(&bytes);
         let _ = DeviceCertificate::decode(&bytes);
+    }
+
+    #[test]
+    fn sframe_opens_what_it_seals_and_rejects_flips(base: [u8; 16], epoch: u64, leaf: u32, ctr: u64,
+                                                    metadata in prop::collection::vec(any::<u8>(), 0..20),
+                                                    frame in prop::collection::vec(any::<u8>(), 0..300),
+                                                    bit: prop::sample::Index) {
+        let keys = SframeKeys::derive(&SframeBaseKey::from_bytes(base), sframe_key_id(epoch, leaf));
+        let sealed = keys.seal_frame(ctr, &metadata, &frame);
+        let (got_ctr, opened) = keys.open_frame(&metadata, &sealed).expect("opens");
+        prop_assert_eq!(got_ctr, ctr);
+        prop_assert_eq!(&opened[..], &frame[..]);
+        let mut flipped = sealed.clone();
+        let bit = bit.index(flipped.len() * 8);
+        flipped[bit / 8] ^= 1 << (bit % 8);
+        prop_assert!(keys.open_frame(&metadata, &flipped).is_err());
+        let other = SframeKeys::derive(&SframeBaseKey::from_bytes(base), sframe_key_id(epoch.wrapping_add(1), leaf));
+        prop_assert!(other.open_frame(&metadata, &sealed).is_err());
+    }
+
+    #[test]
+    fn sframe_header_round_trips(kid: u64, ctr: u64, tail in prop::collection::vec(any::<u8>(), 0..8)) {
+        let mut bytes = encode_header(kid, ctr);
+        let len = bytes.len();
+        bytes.extend_from_slice(&tail);
+        prop_assert_eq!(decode_header(&bytes), Ok((kid, ctr, len)));
+    }
+
+    #[test]
+    fn fingerprint_uri_round_trips(seed: [u8; 32]) {
+        let fp = Fingerprint::of(&IdentityKey::from_bytes(&seed).expect("32 bytes").public_key());
+        prop_assert_eq!(Fingerprint::parse_uri(&fp.to_uri()), Ok(fp));
+        prop_assert_eq!(fp.matches_safety_number(&fp.safety_number()), Ok(true));
     }
 }

@@ -147,14 +147,14 @@ where
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
         while let Some(action) = session.poll(Instant::now()) {
-            flush(session, stream).await?;
+            flush(session, stream, timeout).await?;
             match action {
                 Action::StartTls => return Ok(Next::StartTls),
                 Action::Close => return close(stream).await,
                 action => perform(session, action, ctx).await,
             }
         }
-        flush(session, stream).await?;
+        flush(session, stream, timeout).await?;
         let read = tokio::select! {
             read = tokio::time::timeout(timeout, stream.read(&mut buf)) => read,
             () = ctx.shutdown.cancelled(), if !session.is_busy() => {
@@ -221,13 +221,22 @@ async fn perform(session: &mut Session, action: Action, ctx: &RelayContext) {
     }
 }
 
-async fn flush<S: AsyncWrite + Unpin>(session: &mut Session, stream: &mut S) -> io::Result<()> {
+/// Writes the session's replies; a client that does not read them for the idle timeout is
+/// dropped.
+async fn flush<S: AsyncWrite + Unpin>(
+    session: &mut Session,
+    stream: &mut S,
+    limit: Duration,
+) -> io::Result<()> {
     let out = session.take_output();
-    if !out.is_empty() {
-        stream.write_all(&out).await?;
-        stream.flush().await?;
+    if out.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    with_timeout(limit, async {
+        stream.write_all(&out).await?;
+        stream.flush().await
+    })
+    .await
 }
 
 async fn say_and_close<S: AsyncWrite + Unpin>(

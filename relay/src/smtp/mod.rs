@@ -5,6 +5,8 @@
 mod commands;
 pub(crate) mod edge;
 pub(crate) mod envelope;
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
 mod reply;
 mod session;

@@ -246,6 +246,8 @@ impl Session {
                     let Some(line) = self.next_line() else {
                         return self.overlong_line(now);
                     };
+                    // AUTH lines carry a password: wipe the copy when done.
+                    let line = Zeroizing::new(line);
                     let action = if matches!(self.phase, Phase::AuthResponse) {
                         self.phase = Phase::Command;
                         self.auth_response(&line, now)

@@ -280,3 +280,32 @@ fn too_many_recipients_and_malformed_commands() {
     assert!(out.ends_with("421 4.7.0 Too many errors, closing connection\r\n"));
     assert!(s.is_closed());
 }
+
+#[test]
+fn plaintext_auth_only_where_the_operator_allows_it() {
+    let limits = Limits::default();
+    let mut allowed = Session::new(
+        SessionConfig {
+            allow_plaintext_auth: true,
+            ..config(ListenerKind::Submission)
+        },
+        Arc::new(Limiter::new(limits)),
+        Arc::new(Metrics::default()),
+        "127.0.0.1".parse().unwrap(),
+    );
+    let (out, _) = exchange(
+        &mut allowed,
+        &format!("EHLO c\r\n{}", auth_plain(LOGIN, "password123")),
+    );
+    assert!(
+        out.contains("250-AUTH PLAIN") || out.contains("250 AUTH PLAIN"),
+        "{out}"
+    );
+    assert_eq!(codes(&out), ["220", "250", "235"]);
+    // A second AUTH, or AUTH with another mechanism, is refused.
+    let (out, _) = exchange(&mut allowed, "AUTH PLAIN AGEAYg==\r\n");
+    assert_eq!(codes(&out), ["503"]);
+    let mut other = session(ListenerKind::Submissions);
+    let (out, _) = exchange(&mut other, "EHLO c\r\nAUTH LOGIN\r\nAUTH PLAIN\r\n*\r\n");
+    assert_eq!(codes(&out), ["220", "250", "504", "334", "501"]);
+}

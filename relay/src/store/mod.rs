@@ -26,6 +26,9 @@ use crate::errors::StoreError;
 use notify::Notifier;
 use writer::Writer;
 
+/// Read-only connections kept open (and reads run at once).
+const READERS: usize = 8;
+
 /// Seconds since the Unix epoch.
 pub type UnixTime = i64;
 
@@ -79,6 +82,10 @@ struct Inner {
     data_dir: PathBuf,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
+    /// One permit per pooled reader: concurrent reads queue for a pooled connection instead
+    /// of each opening (and schema-parsing) a new one, which made a fan-out to 1,000 IDLE
+    /// sessions open ~1,000 connections on up to 512 blocking threads.
+    read_permits: tokio::sync::Semaphore,
     notifier: Notifier,
     limits: StoreLimits,
 }
@@ -102,6 +109,7 @@ impl Store {
                 data_dir: data_dir.to_owned(),
                 writer,
                 readers: Mutex::new(Vec::new()),
+                read_permits: tokio::sync::Semaphore::new(READERS),
                 notifier,
                 limits,
             }),
@@ -134,6 +142,12 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
+        let _permit = self
+            .inner
+            .read_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable)?;
         tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().expect("reader pool lock").pop();
             let conn = match pooled {
@@ -142,7 +156,7 @@ impl Store {
             };
             let result = work(&conn);
             let mut pool = inner.readers.lock().expect("reader pool lock");
-            if pool.len() < 8 {
+            if pool.len() < READERS {
                 pool.push(conn);
             }
             result

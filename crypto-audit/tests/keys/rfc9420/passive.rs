@@ -18,11 +18,86 @@ fn mls_message(bytes: &[u8]) -> MlsMessageIn {
     MlsMessageIn::tls_deserialize_exact(bytes).expect("openmls parses the MLSMessage")
 }
 
+/// Our walk through the Welcome (after the 4-byte MLSMessage header): returns our entry's
+/// HPKE ciphertext and the encrypted GroupInfo.
+fn split_welcome(welcome: &[u8], key_package_ref: &[u8]) -> (HpkeCiphertext, Vec<u8>) {
+    let mut r = Reader::new(&welcome[4..]);
+    assert_eq!(r.u16(), 1, "cipher suite");
+    let secrets = r.vl();
+    let encrypted_group_info = r.vl().to_vec();
+    assert!(r.is_done());
+    let mut s = Reader::new(secrets);
+    let mut found = None;
+    while !s.is_done() {
+        let member = s.vl().to_vec();
+        let kem_output = s.vl().to_vec();
+        let ciphertext = s.vl().to_vec();
+        if member == key_package_ref {
+            found = Some(HpkeCiphertext {
+                kem_output: kem_output.into(),
+                ciphertext: ciphertext.into(),
+            });
+        }
+    }
+    (found.expect("our entry"), encrypted_group_info)
+}
+
+/// Opens the GroupSecrets and decrypts the GroupInfo with the welcome key.
+fn decrypt_group_info(
+    hpke: &HpkeCiphertext,
+    init_priv: &[u8],
+    encrypted_group_info: &[u8],
+) -> Vec<u8> {
+    let c = crypto();
+    let info = labelled(b"Welcome", encrypted_group_info);
+    let group_secrets = c
+        .hpke_open(hpke_config(), hpke, init_priv, &info, &[])
+        .expect("group secrets open with init_priv");
+    let mut g = Reader::new(&group_secrets);
+    let joiner_secret = g.vl().to_vec();
+    if g.u8() == 1 {
+        g.vl(); // path secret
+    }
+    assert!(g.vl().is_empty(), "no PSKs in this vector");
+    assert!(g.is_done());
+    let member = extract(&joiner_secret, &[0u8; NH]);
+    let welcome_secret = derive_secret(&member, b"welcome");
+    let key = expand_with_label(&welcome_secret, b"key", &[], NK);
+    let nonce = expand_with_label(&welcome_secret, b"nonce", &[], NN);
+    c.aead_decrypt(AeadType::Aes128Gcm, &key, encrypted_group_info, &nonce, &[])
+        .expect("GroupInfo decrypts under the welcome key")
+}
+
+/// GroupInfo = GroupContext ‖ extensions ‖ confirmation_tag ‖ signer ‖ signature: checks
+/// the signature over everything before it.
+fn verify_group_info(group_info: &[u8], signer_pub: &[u8]) {
+    let mut gi = Reader::new(group_info);
+    gi.take(4); // version, cipher suite
+    gi.vl(); // group id
+    gi.u64(); // epoch
+    for _ in 0..5 {
+        gi.vl(); // tree hash, transcript hash, context extensions, extensions, confirmation tag
+    }
+    gi.u32(); // signer
+    let tbs_len = gi.pos;
+    let signature = gi.vl().to_vec();
+    assert!(gi.is_done());
+    assert!(
+        verify_with_label(
+            signer_pub,
+            b"GroupInfoTBS",
+            &group_info[..tbs_len],
+            &signature
+        ),
+        "GroupInfo signature verifies"
+    );
+}
+
 #[test]
 fn welcome() {
     let c = crypto();
     for case in load("welcome") {
-        // openmls parses both messages.
+        // openmls parses both messages and validates the KeyPackage.
         let MlsMessageBodyIn::Welcome(parsed) = mls_message(&h(&case, "welcome")).extract() else {
             panic!("not a Welcome");
         };
@@ -35,82 +110,13 @@ fn welcome() {
             .validate(&c, ProtocolVersion::Mls10)
             .expect("openmls validates the KeyPackage");
         let kp_ref = key_package.hash_ref(&c).expect("hash ref");
-        let secrets = parsed
-            .secrets()
-            .iter()
-            .find(|s| s.new_member() == kp_ref)
-            .expect("the Welcome names our KeyPackage by its reference");
-
-        // Our own walk through the Welcome: MLSMessage header, then Welcome fields.
-        let welcome = h(&case, "welcome");
-        let mut r = Reader::new(&welcome[4..]);
-        assert_eq!(r.u16(), 1, "cipher suite");
-        let secrets_bytes = r.vl();
-        let encrypted_group_info = r.vl().to_vec();
-        assert!(r.is_done());
-        let mut s = Reader::new(secrets_bytes);
-        let mut found = None;
-        while !s.is_done() {
-            let member = s.vl().to_vec();
-            let kem_output = s.vl().to_vec();
-            let ciphertext = s.vl().to_vec();
-            if member == kp_ref.as_slice() {
-                found = Some(HpkeCiphertext {
-                    kem_output: kem_output.into(),
-                    ciphertext: ciphertext.into(),
-                });
-            }
-        }
-        let hpke = found.expect("our entry");
-        let _ = secrets;
-        let info = labelled(b"Welcome", &encrypted_group_info);
-        let group_secrets = c
-            .hpke_open(hpke_config(), &hpke, &h(&case, "init_priv"), &info, &[])
-            .expect("group secrets open with init_priv");
-        let mut g = Reader::new(&group_secrets);
-        let joiner_secret = g.vl().to_vec();
-        if g.u8() == 1 {
-            g.vl(); // path secret
-        }
-        assert!(g.vl().is_empty(), "no PSKs in this vector");
-        assert!(g.is_done());
-        let member = extract(&joiner_secret, &[0u8; NH]);
-        let welcome_secret = derive_secret(&member, b"welcome");
-        let key = expand_with_label(&welcome_secret, b"key", &[], NK);
-        let nonce = expand_with_label(&welcome_secret, b"nonce", &[], NN);
-        let group_info = c
-            .aead_decrypt(
-                AeadType::Aes128Gcm,
-                &key,
-                &encrypted_group_info,
-                &nonce,
-                &[],
-            )
-            .expect("GroupInfo decrypts under the welcome key");
-
-        // GroupInfo = GroupContext ‖ extensions ‖ confirmation_tag ‖ signer ‖ signature.
-        let mut gi = Reader::new(&group_info);
-        gi.take(4);
-        gi.vl();
-        gi.u64();
-        gi.vl();
-        gi.vl();
-        gi.vl();
-        gi.vl();
-        gi.vl();
-        gi.u32();
-        let tbs_len = gi.pos;
-        let signature = gi.vl().to_vec();
-        assert!(gi.is_done());
         assert!(
-            verify_with_label(
-                &h(&case, "signer_pub"),
-                b"GroupInfoTBS",
-                &group_info[..tbs_len],
-                &signature
-            ),
-            "GroupInfo signature verifies"
+            parsed.secrets().iter().any(|s| s.new_member() == kp_ref),
+            "the Welcome names our KeyPackage by its reference"
         );
+        let (hpke, encrypted_group_info) = split_welcome(&h(&case, "welcome"), kp_ref.as_slice());
+        let group_info = decrypt_group_info(&hpke, &h(&case, "init_priv"), &encrypted_group_info);
+        verify_group_info(&group_info, &h(&case, "signer_pub"));
     }
 }
 
