@@ -361,3 +361,58 @@ async fn an_envelope_the_handler_rejects_is_rolled_back_dropped_and_reported() {
     stop.cancel();
     inbox.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_kith_envelope_passes_the_relay_and_opens_in_the_handler() {
+    use kith_crypto::envelope::{open, seal, OpenKey, SealKey, SymmetricKey, SymmetricKind};
+    use kith_crypto::frame::{Frame, FrameKind};
+
+    let relay = Relay::start().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let endpoint = relay.endpoint(Security::ImplicitTls);
+    let a = Account::create(&account_dir(&dirs, "a"), endpoint.clone()).unwrap();
+    let b = Account::create(&account_dir(&dirs, "b"), endpoint).unwrap();
+    let key = Arc::new(SymmetricKey::new(SymmetricKind::Epoch, [7; 32]));
+    let (opened_tx, mut opened) = mpsc::unbounded_channel();
+    let handler = {
+        let key = Arc::clone(&key);
+        move |_: &Transaction<'_>, incoming: &Incoming<'_>| {
+            let frame =
+                open(incoming.bytes, OpenKey::Symmetric(&key)).map_err(|e| e.to_string())?;
+            let _ = opened_tx.send(frame);
+            Ok::<_, String>(())
+        }
+    };
+    let stop = CancellationToken::new();
+    let inbox = start_inbox(&b, handler, stop.clone()).await;
+    let outbox = a.outbox(fast_outbox());
+    let sender = tokio::spawn({
+        let stop = stop.clone();
+        async move { outbox.run(stop).await }
+    });
+
+    let frame = Frame {
+        kind: FrameKind::Mls,
+        payload: b"an MLS message".to_vec(),
+    };
+    let sealed = seal(
+        &frame,
+        SealKey::Symmetric(&key),
+        a.address(),
+        1_800_000_000,
+        &mut rand::rngs::OsRng,
+    )
+    .unwrap();
+    a.queue_envelope(&sealed, &[b.address().to_owned()])
+        .unwrap();
+    let received = tokio::time::timeout(PATIENCE, opened.recv())
+        .await
+        .expect("never opened")
+        .unwrap();
+    assert_eq!(received, frame);
+    relay.wait_for_mailbox_len(b.address(), 0).await;
+
+    stop.cancel();
+    inbox.await.unwrap().unwrap();
+    sender.await.unwrap().unwrap();
+}
