@@ -1,0 +1,80 @@
+//! The account database's tables, created and upgraded by `PRAGMA user_version` migrations.
+//!
+//! Each entry of [`MIGRATIONS`] moves the schema from version `i` to `i + 1`; a released
+//! migration is never edited, only followed by a new one.
+
+/// The migrations, in order. openmls's own tables are created by
+/// `kith_crypto::mls::run_migrations` on the same file and are not listed here.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: the device, its keys, contacts, chats, messages, outbox and inbox state.
+    r#"
+    CREATE TABLE device (
+        singleton     INTEGER PRIMARY KEY CHECK (singleton = 1),
+        device_id     BLOB NOT NULL,
+        address       TEXT NOT NULL,
+        password      TEXT NOT NULL,
+        relay         TEXT NOT NULL,          -- RelayEndpoint as JSON
+        created_at    INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE identity_key (
+        singleton     INTEGER PRIMARY KEY CHECK (singleton = 1),
+        secret        BLOB NOT NULL            -- IdentityKey::to_bytes
+    ) STRICT;
+    CREATE TABLE device_key (
+        singleton     INTEGER PRIMARY KEY CHECK (singleton = 1),
+        signing_secret BLOB NOT NULL,          -- DeviceSigningKey::to_bytes
+        certificate   BLOB NOT NULL            -- DeviceCertificate::encode
+    ) STRICT;
+    CREATE TABLE contacts (
+        id            INTEGER PRIMARY KEY,
+        identity_key  BLOB NOT NULL UNIQUE,
+        display_name  TEXT NOT NULL DEFAULT '',
+        is_verified   INTEGER NOT NULL DEFAULT 0,
+        added_at      INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE contact_devices (
+        contact_id    INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+        device_id     BLOB NOT NULL,
+        address       TEXT NOT NULL,
+        certificate   BLOB NOT NULL,
+        PRIMARY KEY (contact_id, device_id)
+    ) STRICT;
+    CREATE TABLE chats (
+        id            INTEGER PRIMARY KEY,
+        kind          TEXT NOT NULL CHECK (kind IN ('direct', 'group')),
+        group_id      BLOB UNIQUE,             -- the MLS group id
+        name          TEXT NOT NULL DEFAULT '',
+        created_at    INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE messages (
+        id            TEXT PRIMARY KEY,        -- the stable message id
+        chat_id       INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+        sender_identity BLOB NOT NULL,
+        sender_device BLOB NOT NULL,
+        content       BLOB NOT NULL,
+        sent_at       INTEGER NOT NULL,
+        received_at   INTEGER NOT NULL,
+        state         TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX messages_by_chat ON messages (chat_id, sent_at);
+    CREATE TABLE outbox (
+        id            INTEGER PRIMARY KEY,
+        envelope      BLOB NOT NULL,
+        recipients    TEXT NOT NULL,           -- JSON array of addresses
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        created_at    INTEGER NOT NULL,
+        last_error    TEXT
+    ) STRICT;
+    CREATE INDEX outbox_due ON outbox (next_attempt_at, id);
+    CREATE TABLE inbox_cursor (
+        singleton     INTEGER PRIMARY KEY CHECK (singleton = 1),
+        uid_validity  INTEGER NOT NULL,
+        last_uid      INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE processed_envelopes (
+        message_id    TEXT PRIMARY KEY,
+        processed_at  INTEGER NOT NULL
+    ) STRICT;
+    "#,
+];
