@@ -2,7 +2,7 @@
 //! KeyPackages to publish.
 use kith_crypto::mls::openmls::prelude::tls_codec::Serialize as _;
 use kith_crypto::mls::openmls::prelude::*;
-use kith_crypto::mls::{credential_with_key, epoch_id, KithProvider, CIPHERSUITE};
+use kith_crypto::mls::{epoch_id, new_key_package, KithProvider};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::commands::{load, members_of};
@@ -21,21 +21,7 @@ impl GroupEngine {
         let provider = KithProvider::new(db);
         (0..count)
             .map(|_| {
-                let bundle = KeyPackage::builder()
-                    .mark_as_last_resort()
-                    .leaf_node_capabilities(Capabilities::new(
-                        None,
-                        None,
-                        Some(&[ExtensionType::LastResort]),
-                        None,
-                        None,
-                    ))
-                    .build(
-                        CIPHERSUITE,
-                        &provider,
-                        &self.signer,
-                        credential_with_key(&self.certificate),
-                    )
+                let bundle = new_key_package(&provider, &self.signer, &self.certificate, true)
                     .map_err(mls)?;
                 bundle
                     .key_package()

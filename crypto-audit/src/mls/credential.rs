@@ -9,8 +9,8 @@
 //! its `signature_key` whatever the credential type, and the binding between that key and
 //! the user is exactly what [`verify_leaf_credential`] establishes.
 use openmls::prelude::{
-    BasicCredential, Credential, CredentialWithKey, KeyPackage, KeyPackageBundle,
-    KeyPackageNewError, OpenMlsProvider, SignaturePublicKey,
+    BasicCredential, Capabilities, Credential, CredentialWithKey, ExtensionType, KeyPackage,
+    KeyPackageBundle, KeyPackageNewError, OpenMlsProvider, SignaturePublicKey,
 };
 
 use super::config::CIPHERSUITE;
@@ -38,7 +38,17 @@ pub fn new_key_package<P: OpenMlsProvider>(
 ) -> Result<KeyPackageBundle, KeyPackageNewError> {
     let mut builder = KeyPackage::builder();
     if is_last_resort {
-        builder = builder.mark_as_last_resort();
+        // A KeyPackage extension must also be listed in its leaf's capabilities, or adding
+        // it fails with UnsupportedExtension.
+        builder = builder
+            .mark_as_last_resort()
+            .leaf_node_capabilities(Capabilities::new(
+                None,
+                None,
+                Some(&[ExtensionType::LastResort]),
+                None,
+                None,
+            ));
     }
     builder.build(
         CIPHERSUITE,

@@ -61,7 +61,8 @@ fn protocol(message: MlsMessageOut) -> (WireFormat, ProtocolMessage) {
 fn checked_key_package(alice: &Device, bob: &Device) -> KeyPackage {
     let key_package = {
         let provider = KithProvider::new(&bob.conn);
-        new_key_package(&provider, &bob.signer, &bob.certificate, false)
+        // Last resort: the kind core publishes (it must be addable, and survive a re-add).
+        new_key_package(&provider, &bob.signer, &bob.certificate, true)
             .expect("key package")
             .key_package()
             .clone()
