@@ -244,6 +244,7 @@ impl Store {
                 }
                 conn.execute("DELETE FROM delivered WHERE expires_at < ?1", [now])?;
                 let mut changed: Vec<String> = old.iter().map(|(a, _)| a.clone()).collect();
+                changed.sort_unstable();
                 changed.dedup();
                 Ok((old.len(), changed))
             })

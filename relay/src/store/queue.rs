@@ -1,6 +1,6 @@
 //! The outbound queue: messages waiting to be handed to other relays.
 use bytes::Bytes;
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::mailbox::release_body;
 use super::{Store, UnixTime};
@@ -77,13 +77,14 @@ impl Store {
         self.inner
             .writer
             .write(move |conn| {
+                // A missing entry is fine (finished twice); a database error is not.
                 let message_id: Option<i64> = conn
                     .query_row(
                         "DELETE FROM queue WHERE id = ?1 RETURNING message_id",
                         [id],
                         |r| r.get(0),
                     )
-                    .ok();
+                    .optional()?;
                 if let Some(message_id) = message_id {
                     release_body(conn, message_id)?;
                 }
