@@ -346,3 +346,37 @@ async fn curl_lists_the_mailbox_and_fetches_by_uid() {
     assert_eq!(message, "Subject: curl\r\n\r\nhello curl\r\n");
     relay.stop().await;
 }
+
+#[tokio::test]
+async fn silent_clients_are_logged_out_and_shutdown_says_bye() {
+    let relay = Relay::start(|c| c.limits.idle_timeout_secs = 1).await;
+    let mut silent = Raw::new(relay.tls().await);
+    assert!(silent.line().await.starts_with("* OK"));
+    assert!(silent.line().await.starts_with("* BYE Autologout"));
+
+    let mut waiting = Raw::new(relay.tls().await);
+    assert!(waiting.line().await.starts_with("* OK"));
+    waiting
+        .send(&format!("a LOGIN {} \"{PASSWORD}\"\r\n", address(10)))
+        .await;
+    assert!(waiting
+        .until_tagged("a")
+        .await
+        .last()
+        .unwrap()
+        .starts_with("a OK"));
+    waiting.send("b SELECT INBOX\r\nc IDLE\r\n").await;
+    assert!(waiting
+        .until_tagged("b")
+        .await
+        .last()
+        .unwrap()
+        .starts_with("b OK"));
+    assert_eq!(waiting.line().await, "+ idling");
+    // Longer than the command timeout: IDLE has its own 30 minutes, so no Autologout.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    relay.ctx.shutdown.cancel();
+    let bye = waiting.line().await;
+    assert!(bye.starts_with("* BYE Server shutting down"), "{bye}");
+    relay.stop().await;
+}

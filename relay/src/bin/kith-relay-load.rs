@@ -215,6 +215,7 @@ async fn create_accounts(addr: SocketAddr, tls: bool, count: u32) -> Result<()> 
             read_until(&mut stream, "* OK").await?;
             let script = format!("a LOGIN {} {PASSWORD}\r\nb LOGOUT\r\n", address(n));
             stream.get_mut().write_all(script.as_bytes()).await?;
+            stream.get_mut().flush().await?;
             read_until(&mut stream, "b OK").await
         })
         .buffer_unordered(16)
@@ -227,11 +228,13 @@ async fn idle(addr: SocketAddr, pid: u32, connections: u32, tls: bool) -> Result
     // Create the accounts first, a few at a time, so that neither the database's growth nor
     // heap kept from a burst of handshakes is counted.
     create_accounts(addr, tls, connections).await?;
+    eprintln!("accounts created");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = rss_kib(pid)?;
     let started = Instant::now();
     let sessions = open_sessions(addr, tls, connections).await?;
     let opened_in = started.elapsed();
+    eprintln!("sessions open");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = rss_kib(pid)?;
     let per = (after.saturating_sub(before)) as f64 * 1024.0 / f64::from(connections);
