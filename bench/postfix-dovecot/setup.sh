@@ -5,7 +5,10 @@
 # Usage (as root, Debian 12):  setup.sh [DOMAIN [ACCOUNTS]]
 #   DOMAIN    mail domain of the virtual users            (default: bench.test)
 #   ACCOUNTS  how many accounts the domain must have      (default: 100)
-# Environment: SUBMISSIONS_PORT (11465), IMAPS_PORT (11993), KITH_BENCH_DIR (/etc/kith-bench).
+# Environment: SUBMISSIONS_PORT (11465), IMAPS_PORT (11993), KITH_BENCH_DIR (/etc/kith-bench),
+#   DOVECOT_HIBERNATE_SECS (unset: off, Debian's default) moves IMAP connections that sit in
+#   IDLE that long into Dovecot's shared imap-hibernate process (its answer to many idle
+#   connections; one imap process per connection otherwise).
 #
 # Result:
 #   submissions (SMTP, implicit TLS, AUTH PLAIN)  127.0.0.1:$SUBMISSIONS_PORT   (Postfix)
@@ -24,6 +27,7 @@ DOMAIN=${1:-bench.test}
 COUNT=${2:-100}
 SUBMISSIONS_PORT=${SUBMISSIONS_PORT:-11465}
 IMAPS_PORT=${IMAPS_PORT:-11993}
+HIBERNATE=${DOVECOT_HIBERNATE_SECS:-}
 DIR=${KITH_BENCH_DIR:-/etc/kith-bench}
 VMAIL=/var/vmail
 RUN_DIR=/run/dovecot-kith
@@ -77,7 +81,7 @@ make_accounts() {
     chmod 0600 "$DIR/accounts.txt"
     vmail_uid=$(id -u vmail)
     vmail_gid=$(id -g vmail)
-    python3 - "$DIR" "$DOMAIN" "$COUNT" "$VMAIL" "$vmail_uid" "$vmail_gid" <<'EOF'
+    python3 -W ignore::DeprecationWarning - "$DIR" "$DOMAIN" "$COUNT" "$VMAIL" "$vmail_uid" "$vmail_gid" <<'EOF'
 import crypt, os, secrets, string, sys, warnings
 warnings.filterwarnings("ignore")
 d, domain, count, vmail, uid, gid = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
@@ -149,8 +153,8 @@ mail_gid = vmail
 first_valid_uid = 100
 # One user may hold many connections from 127.0.0.1 (default 10).
 mail_max_userip_connections = 1000
-# Room for 10,000 concurrent IMAP connections (defaults: 100 processes, 1000 clients).
-default_process_limit = $MAX_CONNECTIONS
+# Room for 10,000 concurrent IMAP connections (defaults: 100 imap processes, 1000 clients
+# per process); Dovecot runs one imap process per connection.
 default_client_limit = $MAX_CONNECTIONS
 default_vsz_limit = 1G
 service imap-login {
@@ -165,6 +169,7 @@ service imap-login {
   # Dovecot's documented high-performance mode: login processes serve many clients.
   service_count = 0
   process_min_avail = 2
+  process_limit = 4
   client_limit = $MAX_CONNECTIONS
 }
 service imap {
@@ -188,6 +193,24 @@ protocol lmtp {
   postmaster_address = postmaster@$DOMAIN
 }
 EOF
+    if [ -n "$HIBERNATE" ]; then
+        cat >>"$DIR/dovecot.conf" <<EOF
+# IDLE connections hibernate after ${HIBERNATE}s (DOVECOT_HIBERNATE_SECS).
+imap_hibernate_timeout = ${HIBERNATE}s
+service imap {
+  unix_listener imap-master {
+    user = \$default_internal_user
+  }
+  extra_groups = \$default_internal_group
+}
+service imap-hibernate {
+  unix_listener imap-hibernate {
+    mode = 0660
+    group = \$default_internal_group
+  }
+}
+EOF
+    fi
     mkdir -p /var/lib/dovecot-kith
 }
 
@@ -235,12 +258,13 @@ start_servers() {
     if [ -s "$RUN_DIR/master.pid" ] && kill -0 "$(cat "$RUN_DIR/master.pid")" 2>/dev/null; then
         doveadm -c "$DIR/dovecot.conf" reload
     else
-        dovecot -c "$DIR/dovecot.conf"
+        # Daemons must not hold our stdout open (a caller piping us would wait forever).
+        dovecot -c "$DIR/dovecot.conf" </dev/null >>/var/log/dovecot-kith.log 2>&1
     fi
     if postfix status >/dev/null 2>&1; then
-        postfix reload
+        postfix reload </dev/null >>/var/log/postfix-kith.log 2>&1
     else
-        postfix start
+        postfix start </dev/null >>/var/log/postfix-kith.log 2>&1
     fi
     # Wait for both listeners.
     for _ in $(seq 50); do

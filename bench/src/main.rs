@@ -186,7 +186,8 @@ async fn run(
     nofile: u64,
 ) -> Result<(report::Report, bool)> {
     let mut bench = bench(&target)?;
-    let report = match scenario {
+    let load_before = load_average();
+    let mut report = match scenario {
         Scenario::Latency {
             rate,
             duration,
@@ -232,7 +233,20 @@ async fn run(
             scenario::fanout::run(&mut bench, &plan).await?
         }
     };
+    report.parameter("load_average_before", load_before);
+    report.parameter("load_average_after", load_average());
+    report.parameter(
+        "nproc",
+        std::thread::available_parallelism().map_or(0, |n| n.get()) as u64,
+    );
     Ok((report, target.json))
+}
+
+/// The 1, 5 and 15 minute load averages (the machine is shared: they say how much).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn bench(target: &TargetArgs) -> Result<Bench> {
