@@ -6,3 +6,17 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod account_password;
+pub mod backup;
+pub mod certificate;
+pub mod channel;
+pub mod envelope;
+pub mod fingerprint;
+pub mod frame;
+pub mod identity;
+pub mod invite;
+pub mod kat;
+pub mod media;
+pub mod mls;
+pub mod padding;
+pub mod recovery_code;
+pub mod vectors;

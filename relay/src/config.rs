@@ -31,21 +31,27 @@ pub struct Config {
     pub logging: Logging,
 }
 
-/// Listening sockets. A `None` address disables that listener.
+/// Listening sockets. A `None` address (an empty string in the file) disables that listener.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Listen {
     /// SMTP submission with implicit TLS (port 465 in production).
+    #[serde(with = "optional_address")]
     pub submissions: Option<SocketAddr>,
     /// SMTP submission with STARTTLS (port 587 in production).
+    #[serde(with = "optional_address")]
     pub submission: Option<SocketAddr>,
     /// Inbound SMTP from other relays (port 25 in production); STARTTLS offered.
+    #[serde(with = "optional_address")]
     pub smtp: Option<SocketAddr>,
     /// IMAP with implicit TLS (port 993 in production).
+    #[serde(with = "optional_address")]
     pub imaps: Option<SocketAddr>,
     /// IMAP with STARTTLS (port 143 in production).
+    #[serde(with = "optional_address")]
     pub imap: Option<SocketAddr>,
     /// Prometheus metrics over plain HTTP; keep it on loopback.
+    #[serde(with = "optional_address")]
     pub metrics: Option<SocketAddr>,
     /// Allow AUTH/LOGIN without TLS. Honoured only for loopback listeners; for tests and
     /// local development.
@@ -125,6 +131,38 @@ pub struct Logging {
     pub log_ip_addresses: bool,
     /// Log mail addresses (off by default).
     pub log_mail_addresses: bool,
+}
+
+/// A listener address in the file: `"host:port"`, or `""` for a disabled listener. (TOML has
+/// no null, and a missing field takes the default, so the empty string is the only way to
+/// switch a listener off.)
+mod optional_address {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        address: &Option<SocketAddr>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match address {
+            Some(address) => serializer.collect_str(address),
+            None => serializer.serialize_str(""),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        text.trim()
+            .parse()
+            .map(Some)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for Config {

@@ -2,6 +2,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -24,6 +25,9 @@ pub struct RelayContext {
     pub tls: Arc<rustls::ServerConfig>,
     /// Cancelled when the relay shuts down; every loop that waits also waits on this.
     pub shutdown: CancellationToken,
+    /// Woken when a message for another relay was queued, so the queue runner delivers it
+    /// at once.
+    pub outbound: Arc<Notify>,
 }
 
 impl RelayContext {
@@ -40,6 +44,7 @@ impl RelayContext {
             metrics: Arc::default(),
             tls,
             shutdown: CancellationToken::new(),
+            outbound: Arc::default(),
         })
     }
 

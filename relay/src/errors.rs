@@ -61,3 +61,19 @@ pub enum StoreError {
         quota: u64,
     },
 }
+
+/// The relay could not start or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A listening socket could not be bound.
+    #[error("cannot listen for {listener} on {address}: {source}")]
+    Bind {
+        /// Which listener (`submissions`, `smtp`, `metrics`, ...).
+        listener: &'static str,
+        /// The configured address.
+        address: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}

@@ -123,7 +123,8 @@ impl Store {
 
     /// A receiver whose value changes whenever `address`'s mailbox changes (for IDLE).
     pub fn watch_mailbox(&self, address: &str) -> watch::Receiver<u64> {
-        self.inner.notifier.watch(address)
+        // Deliveries wake the lower-cased address; a login may use any case.
+        self.inner.notifier.watch(&address.to_ascii_lowercase())
     }
 
     /// Runs a read on a pooled read-only connection, off the async runtime.

@@ -1,0 +1,92 @@
+//! The openmls provider core uses: RustCrypto for crypto and randomness, SQLite for state.
+use openmls::prelude::OpenMlsProvider;
+use openmls_rust_crypto::RustCrypto;
+use openmls_sqlite_storage::{Codec, SqliteStorageProvider};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::errors::MlsSetupError;
+
+/// The codec openmls_sqlite_storage uses for every stored value: JSON. The storage crate
+/// needs a self-describing format (postcard and bincode fail on openmls's types).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct JsonCodec;
+
+impl Codec for JsonCodec {
+    type Error = serde_json::Error;
+
+    fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, Self::Error> {
+        serde_json::to_vec(value)
+    }
+
+    fn from_slice<T: DeserializeOwned>(slice: &[u8]) -> Result<T, Self::Error> {
+        serde_json::from_slice(slice)
+    }
+}
+
+/// openmls's SQLite storage with Kith's codec, borrowing the caller's connection.
+pub type KithStorage<'c> = SqliteStorageProvider<JsonCodec, &'c Connection>;
+
+/// The provider every MLS call in Kith takes: `openmls_rust_crypto`'s [`RustCrypto`] as
+/// crypto and randomness, and [`KithStorage`] over a borrowed connection.
+///
+/// The provider borrows the connection rather than owning it so that the caller can wrap
+/// MLS calls and its own writes in one transaction on that connection: pass a
+/// [`rusqlite::Transaction`] (it dereferences to the connection), as shown in the
+/// [module documentation](crate::mls). Creating a provider is cheap (it seeds a ChaCha20 RNG
+/// from the operating system); make one per transaction.
+pub struct KithProvider<'c> {
+    crypto: RustCrypto,
+    storage: KithStorage<'c>,
+}
+
+impl<'c> KithProvider<'c> {
+    /// A provider whose storage reads and writes through `connection`. The tables must
+    /// exist: call [`run_migrations`] once when opening the database.
+    pub fn new(connection: &'c Connection) -> Self {
+        Self {
+            crypto: RustCrypto::default(),
+            storage: SqliteStorageProvider::new(connection),
+        }
+    }
+}
+
+impl std::fmt::Debug for KithProvider<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KithProvider { .. }")
+    }
+}
+
+impl<'c> OpenMlsProvider for KithProvider<'c> {
+    type CryptoProvider = RustCrypto;
+    type RandProvider = RustCrypto;
+    type StorageProvider = KithStorage<'c>;
+
+    fn storage(&self) -> &Self::StorageProvider {
+        &self.storage
+    }
+
+    fn crypto(&self) -> &Self::CryptoProvider {
+        &self.crypto
+    }
+
+    fn rand(&self) -> &Self::RandProvider {
+        &self.crypto
+    }
+}
+
+/// Creates or upgrades openmls's tables in `connection` (idempotent; run it once each time
+/// the database is opened, before making a [`KithProvider`]).
+pub fn run_migrations(connection: &mut Connection) -> Result<(), MlsSetupError> {
+    SqliteStorageProvider::<JsonCodec, &mut Connection>::new(connection)
+        .run_migrations()
+        .map_err(|e| MlsSetupError::StorageMigration(Box::new(e)))
+}
+
+/// Opens a `BEGIN IMMEDIATE` transaction on `connection` without needing `&mut`, so that a
+/// [`KithProvider`] can borrow the same connection (through the transaction) meanwhile.
+/// Commit with [`Transaction::commit`]; dropping the transaction rolls it back. Do not nest:
+/// SQLite refuses a second `BEGIN` while one is open, and this returns that error.
+pub fn begin_immediate(connection: &Connection) -> Result<Transaction<'_>, rusqlite::Error> {
+    Transaction::new_unchecked(connection, TransactionBehavior::Immediate)
+}
