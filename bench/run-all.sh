@@ -24,13 +24,17 @@ ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 for s in $SCENARIOS; do
     case $s in
         latency-light) args="latency --rate 20 --duration 30 --senders 4 --receivers 4" ;;
-        latency-1000) args="latency --rate 1000 --duration 10 --senders 50 --receivers 10" ;;
-        throughput) args="throughput --senders 100 --size 4096 --messages 20000 --receivers 10" ;;
+        latency-1000) args="latency --rate 1000 --duration 10 --senders 50 --receivers 10 --drain 300" ;;
+        throughput) args="throughput --senders 100 --size 4096 --messages 10000 --receivers 10 --drain 300" ;;
         fanout) args="fanout --recipients 1000 --rounds 3" ;;
         idle) args="idle --connections $IDLE_CONNECTIONS --server-pid $PID" ;;
         *) echo "unknown scenario $s" >&2; exit 1 ;;
     esac
     file="$OUT/$LABEL-$s.json"
+    # A backlog from the previous scenario would be delivered during this one.
+    if command -v postqueue >/dev/null 2>&1; then
+        while ! postqueue -p 2>/dev/null | grep -q "Mail queue is empty"; do sleep 2; done
+    fi
     echo "== $LABEL $s (load average: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
     # shellcheck disable=SC2086
     "$LOADGEN" --insecure --label "$LABEL" "$@" $args --json >"$file.tmp" && mv "$file.tmp" "$file"

@@ -253,6 +253,20 @@ configure_postfix() {
     newaliases 2>/dev/null || true
 }
 
+# Dovecot watches every selected mailbox with inotify; past fs.inotify.max_user_instances
+# (128 by default, per UID, and every mailbox here belongs to vmail) it silently falls back
+# to polling every 30 s, which would wreck IDLE latency with more than ~100 connections.
+raise_kernel_limits() {
+    if [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt 65536 ]; then
+        sysctl -q -w fs.inotify.max_user_instances=65536 \
+            || echo "setup.sh: warning: cannot raise fs.inotify.max_user_instances" >&2
+    fi
+    if [ "$(cat /proc/sys/fs/inotify/max_user_watches)" -lt 524288 ]; then
+        sysctl -q -w fs.inotify.max_user_watches=524288 \
+            || echo "setup.sh: warning: cannot raise fs.inotify.max_user_watches" >&2
+    fi
+}
+
 start_servers() {
     ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
     if [ -s "$RUN_DIR/master.pid" ] && kill -0 "$(cat "$RUN_DIR/master.pid")" 2>/dev/null; then
@@ -283,6 +297,7 @@ make_certificate
 make_accounts
 write_dovecot_config
 configure_postfix
+raise_kernel_limits
 start_servers
 echo "Postfix submissions 127.0.0.1:$SUBMISSIONS_PORT, Dovecot IMAPS 127.0.0.1:$IMAPS_PORT"
 echo "accounts: $DIR/accounts.txt   certificate: $DIR/cert.pem   Dovecot master pid: $(cat "$RUN_DIR/master.pid")"
