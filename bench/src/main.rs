@@ -125,6 +125,9 @@ enum Scenario {
         /// Message size in bytes.
         #[arg(long, default_value_t = 4096)]
         size: usize,
+        /// Seconds a recipient waits for its notification before giving up.
+        #[arg(long, default_value_t = 120.0)]
+        limit: f64,
     },
 }
 
@@ -223,12 +226,13 @@ async fn run(
             recipients,
             rounds,
             size,
+            limit,
         } => {
             let plan = FanoutPlan {
                 recipients,
                 rounds,
                 size,
-                limit: Duration::from_secs(30),
+                limit: Duration::from_secs_f64(limit),
             };
             scenario::fanout::run(&mut bench, &plan).await?
         }

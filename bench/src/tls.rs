@@ -53,7 +53,11 @@ pub(crate) fn smtp_parameters(
     use lettre::transport::smtp::client::{Certificate, TlsParameters};
     let mut builder = TlsParameters::builder(host.to_owned());
     match trust {
-        Trust::Insecure => builder = builder.dangerous_accept_invalid_certs(true),
+        Trust::Insecure => {
+            builder = builder
+                .dangerous_accept_invalid_certs(true)
+                .dangerous_accept_invalid_hostnames(true);
+        }
         Trust::CaFile(path) => {
             let pem = std::fs::read(path)
                 .with_context(|| format!("reading CA certificate {}", path.display()))?;

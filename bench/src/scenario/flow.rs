@@ -248,7 +248,7 @@ fn report(
     r.figure("refused or failed", c.senders.failed as f64, "msgs");
     r.figure("delivered (fetched)", c.delivered as f64, "msgs");
     r.figure(
-        "lost (accepted, never fetched)",
+        "not fetched within the drain time",
         c.senders.accepted.saturating_sub(c.delivered) as f64,
         "msgs",
     );
