@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use async_imap::extensions::idle::{Handle, IdleResponse};
 use async_imap::imap_proto::{MailboxDatum, Response};
+use async_imap::types::UnsolicitedResponse;
 use futures::StreamExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -108,6 +109,11 @@ pub(crate) async fn receive(
         if stop.is_cancelled() {
             break;
         }
+        // A server may announce a delivery as an untagged EXISTS in the answer to STORE or
+        // EXPUNGE; async-imap files that aside, and IDLE would not repeat it: fetch again.
+        if has_new_messages(&session) {
+            continue;
+        }
         let mut idle = session.idle();
         idle.init().await.context("IDLE")?;
         {
@@ -122,6 +128,16 @@ pub(crate) async fn receive(
     }
     session.logout().await.context("LOGOUT")?;
     Ok(())
+}
+
+/// Whether the server announced new messages (`* n EXISTS`) outside a FETCH answer;
+/// drains the other unsolicited responses.
+fn has_new_messages(session: &Session) -> bool {
+    let mut is_new = false;
+    while let Ok(response) = session.unsolicited_responses.try_recv() {
+        is_new |= matches!(response, UnsolicitedResponse::Exists(_));
+    }
+    is_new
 }
 
 /// Waits in IDLE until the server announces a new message (`* n EXISTS`); returns when the
