@@ -6,7 +6,7 @@ use std::process::Command;
 
 use kith_crypto::envelope::{self, SealKey, SymmetricKey, SymmetricKind};
 use kith_crypto::frame::{Frame, FrameKind};
-use kith_e2e::{imap_login, receive, start_relay, submit, Device};
+use kith_e2e::{imap_login, receive, start_relay, submit, Device, LocalRelay};
 use kith_relay::context::unix_now;
 
 /// The kith-audit binary, which `cargo test --workspace` builds beside the test binaries
@@ -37,6 +37,17 @@ fn audit(args: &[&std::ffi::OsStr]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// How many messages the relay holds for a device.
+async fn stored_for(relay: &LocalRelay, device: &Device) -> u32 {
+    let status = relay
+        .ctx
+        .store
+        .mailbox_status(&device.address)
+        .await
+        .unwrap();
+    status.exists
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,16 +93,7 @@ async fn the_relay_holds_only_envelopes_and_kith_audit_proves_it() {
         .await
         .unwrap_err();
     assert!(refused.to_string().contains("523"), "{refused:#}");
-    assert_eq!(
-        relay
-            .ctx
-            .store
-            .mailbox_status(&bob.address)
-            .await
-            .unwrap()
-            .exists,
-        2
-    );
+    assert_eq!(stored_for(&relay, &bob).await, 2);
 
     // kith-audit on the live data directory: both stored messages are valid envelopes.
     let data_dir = relay.ctx.config.data_dir.clone();
@@ -121,16 +123,7 @@ async fn the_relay_holds_only_envelopes_and_kith_audit_proves_it() {
     // Bob's device fetches uid 1 (the device-key envelope), opens it, and deletes it.
     let (_imap, opened, _) = receive(bob_imap, &bob).await.unwrap();
     assert_eq!(opened, secret);
-    assert_eq!(
-        relay
-            .ctx
-            .store
-            .mailbox_status(&bob.address)
-            .await
-            .unwrap()
-            .exists,
-        1
-    );
+    assert_eq!(stored_for(&relay, &bob).await, 1);
 
     // A relay that stored something else would be caught: plant a plaintext row.
     let db = rusqlite::Connection::open(data_dir.join("relay.db")).unwrap();
