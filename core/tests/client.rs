@@ -185,3 +185,69 @@ async fn three_devices_talk_in_a_group_and_a_removed_one_sees_nothing_new() {
         }
     }
 }
+
+/// The outbox rows of an account: (envelope, recipients), oldest first.
+fn outbox_rows(client: &Client) -> Vec<(Vec<u8>, String)> {
+    client
+        .account()
+        .database()
+        .read(|conn| {
+            let mut stmt = conn.prepare("SELECT envelope, recipients FROM outbox ORDER BY id")?;
+            let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .unwrap()
+}
+
+fn hand_in(client: &Client, envelope: &[u8]) -> Vec<Event> {
+    client
+        .account()
+        .database()
+        .transaction(|tx| client.handle_envelope(tx, 1_700_000_000, envelope))
+        .unwrap()
+}
+
+#[test]
+fn a_message_that_arrives_before_the_welcome_is_stashed_and_shown_after_joining() {
+    let dirs = tempfile::tempdir().unwrap();
+    let relay = kith_core::transport::RelayEndpoint::standard("relay.test");
+    let make = |name| {
+        Client::new(Account::create(&account_dir(&dirs, name), relay.clone()).unwrap()).unwrap()
+    };
+    let (a, b) = (make("a"), make("b"));
+
+    let group = a.create_group("friends").unwrap();
+    a.add_member(&group, &b.bundle().unwrap()).unwrap();
+    a.send_text(&group, "sent before B joined").unwrap();
+    let rows = outbox_rows(&a);
+    // The Welcome, then the group's name message (re-sent to new members), then the text.
+    assert_eq!(rows.len(), 3);
+    assert!(rows
+        .iter()
+        .all(|(_, to)| to.contains(b.account().address())));
+    let (welcome, later) = (&rows[0].0, &rows[1..]);
+
+    // The later envelopes first: no key opens them, so they are stashed and nothing shows.
+    for (envelope, _) in later {
+        assert!(hand_in(&b, envelope).is_empty());
+    }
+    assert!(b.messages(&group).unwrap().is_empty());
+    // The Welcome: B joins, the stashed message opens under the new epoch key.
+    let events = hand_in(&b, welcome);
+    assert!(events.contains(&Event::Group(group::Event::Joined {
+        group: group.clone()
+    })));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::MessageReceived { .. })));
+    assert_eq!(
+        texts(&b.messages(&group).unwrap()),
+        owned(&[("sent before B joined", false)])
+    );
+
+    // The same envelope again (the relay may duplicate): shown once.
+    assert!(!hand_in(&b, &later[1].0)
+        .iter()
+        .any(|e| matches!(e, Event::MessageReceived { .. })));
+    assert_eq!(texts(&b.messages(&group).unwrap()).len(), 1);
+}

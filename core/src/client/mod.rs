@@ -257,10 +257,35 @@ impl Client {
                     opened_with,
                     stash_id: Some(stashed.id),
                 };
-                queue.push_back(self.engine.receive(tx, now, incoming)?);
+                if let Some(out) = self.receive_stashed(tx, now, incoming)? {
+                    queue.push_back(out);
+                }
             }
         }
         Ok(())
+    }
+
+    /// Receives a reopened stash entry inside a savepoint, so that one bad entry is rolled
+    /// back alone (it stays stashed until it expires) instead of failing the envelope that
+    /// made it open.
+    fn receive_stashed(
+        &self,
+        tx: &Connection,
+        now: u64,
+        incoming: Incoming,
+    ) -> Result<Option<Output>, ClientError> {
+        tx.execute_batch("SAVEPOINT kith_reopen")?;
+        match self.engine.receive(tx, now, incoming) {
+            Ok(out) => {
+                tx.execute_batch("RELEASE kith_reopen")?;
+                Ok(Some(out))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "a reopened stashed envelope failed; left stashed");
+                tx.execute_batch("ROLLBACK TO kith_reopen; RELEASE kith_reopen")?;
+                Ok(None)
+            }
+        }
     }
 
     fn seal_outgoing(
