@@ -172,6 +172,7 @@ fn history(client: &Client, group: &GroupId, json: bool) -> Result<()> {
 /// Runs the inbox and outbox for up to `limit`; with `until_sent`, stops as soon as the
 /// outbox is empty.
 fn sync(client: &Arc<Client>, limit: Duration, until_sent: bool) -> Result<()> {
+    client.handle_timeout()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
         let stop = CancellationToken::new();

@@ -185,6 +185,16 @@ impl Client {
         self.transaction(|tx, _| Ok(self.engine.groups(tx)?))
     }
 
+    /// Runs the engine's due work (delayed commits, stash expiry) and sends what it made;
+    /// returns when next to call it (Unix seconds), if ever. Call it at least then.
+    pub fn handle_timeout(&self) -> Result<Option<u64>, ClientError> {
+        self.command(|tx, now, events| {
+            let out = self.engine.handle_timeout(tx, now)?;
+            self.apply(tx, now, out, events)?;
+            Ok(self.engine.poll_timeout(tx)?)
+        })
+    }
+
     /// The handler for [`crate::transport::Inbox::run`]: each envelope goes through
     /// [`Client::handle_envelope`] in the inbox's transaction; its events are emitted once
     /// that transaction has committed.
