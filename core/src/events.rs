@@ -107,6 +107,9 @@ pub enum Event {
     },
     /// The relay connection changed state.
     ConnectionChanged(ConnectionState),
+    /// Something happened in a group: joined, epoch or membership changed, renamed
+    /// (messages come as [`Event::MessageReceived`]).
+    Group(crate::group::Event),
 }
 
 /// The sending side of the event stream; cheap to clone.

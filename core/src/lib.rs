@@ -97,6 +97,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod account;
+pub mod client;
 pub mod content;
 pub mod db;
 pub mod events;

@@ -96,7 +96,15 @@ impl Account {
             signing,
             certificate,
         };
-        db.transaction(|tx| db::device::insert_account(tx, &device, &keys))?;
+        db.transaction(|tx| {
+            db::device::insert_account(tx, &device, &keys)?;
+            // The envelope key Welcomes and device-to-device traffic are sealed to.
+            crate::client::store::envelope_key(tx).map_err(|e| db::DbError::Malformed {
+                what: "envelope key",
+                reason: e.to_string(),
+            })?;
+            Ok::<_, AccountError>(())
+        })?;
         tracing::info!(device = %device.device_id, "account created");
         Ok(Self::assemble(data_dir, db, device, keys))
     }
@@ -202,6 +210,11 @@ impl Account {
             Arc::clone(&self.outbox_wake),
             options,
         )
+    }
+
+    /// The wake-up signal shared by this account's outboxes.
+    pub(crate) fn outbox_wake(&self) -> Arc<Notify> {
+        Arc::clone(&self.outbox_wake)
     }
 
     /// Queues one envelope for `recipients` in its own transaction and wakes the sender.

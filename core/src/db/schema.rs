@@ -77,4 +77,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         processed_at  INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 2: the client's envelope key and the envelope keys of devices it seals Welcomes to.
+    r#"
+    CREATE TABLE envelope_key (
+        singleton     INTEGER PRIMARY KEY CHECK (singleton = 1),
+        secret        BLOB NOT NULL            -- DeviceKeypair::to_secret_bytes
+    ) STRICT;
+    CREATE TABLE peer_envelope_keys (
+        address       TEXT PRIMARY KEY,        -- the device's delivery address
+        public_key    BLOB NOT NULL,           -- DevicePublicKey::to_bytes
+        learned_at    INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];

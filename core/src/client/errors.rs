@@ -1,0 +1,32 @@
+//! What can go wrong in the client.
+use thiserror::Error;
+
+/// A client error.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The account database failed.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    /// SQLite failed on one of the client's own statements.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The group engine refused or failed.
+    #[error("group: {0}")]
+    Group(#[from] crate::group::GroupError),
+    /// An envelope could not be sealed or opened.
+    #[error("envelope: {0}")]
+    Envelope(#[from] kith_crypto::envelope::EnvelopeError),
+    /// A key bundle did not decode.
+    #[error("bundle: {0}")]
+    Bundle(#[from] super::bundle::BundleError),
+    /// A frame must go to a device whose envelope key we never learned.
+    #[error("no envelope key known for a recipient device")]
+    UnknownDevice,
+    /// A stored value does not decode (a damaged database).
+    #[error("stored {what} is malformed")]
+    Malformed {
+        /// Which value.
+        what: &'static str,
+    },
+}

@@ -1,0 +1,429 @@
+//! The client: an [`Account`] and its [`GroupEngine`] joined to the envelope and the
+//! transport. Every command and every incoming envelope is one `BEGIN IMMEDIATE`
+//! transaction covering MLS state, the engine's tables, our messages, the outbox rows it
+//! produced and (for incoming envelopes) the inbox cursor; events go out after the commit.
+//!
+//! ```no_run
+//! # fn demo(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+//! use kith_core::account::Account;
+//! use kith_core::client::Client;
+//! let client = std::sync::Arc::new(Client::new(Account::open(dir)?)?);
+//! let group = client.create_group("friends")?;
+//! // client.add_member(&group, &bundle_of_a_friend)?;
+//! client.send_text(&group, "hello")?;
+//! // Run `client.account().inbox(..).run(client.inbox_handler(), stop)` and the outbox.
+//! # Ok(()) }
+//! ```
+mod bundle;
+mod errors;
+pub(crate) mod store;
+
+use std::collections::VecDeque;
+use std::sync::{mpsc, Arc};
+
+use kith_crypto::envelope::{
+    find_key, open, seal, DeviceKeypair, OpenKey, SealKey as EnvelopeKey, SymmetricKey,
+    SymmetricKind,
+};
+use kith_crypto::frame::Frame;
+use rand::rngs::OsRng;
+use rusqlite::{Connection, Transaction};
+use tokio::sync::Notify;
+
+pub use bundle::{Bundle, BundleError, BUNDLE_VERSION, MAX_KEY_PACKAGE_LEN};
+pub use errors::ClientError;
+
+use crate::account::Account;
+use crate::content::Content;
+use crate::db::Database;
+use crate::events::{ChatId, Event, EventBus, MessageId};
+use crate::group::{self, GroupEngine, GroupId, Incoming, NewDevice, OpenedWith, Outgoing, Output};
+use crate::transport::Outbox;
+
+/// A message as the client shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// The message id, hex (the same on every device).
+    pub id: String,
+    /// The sending device's address.
+    pub sender: String,
+    /// What it says.
+    pub content: Content,
+    /// When the sender sent it, Unix seconds.
+    pub sent_at: u64,
+    /// True for messages this device sent.
+    pub is_outgoing: bool,
+}
+
+/// One device's client.
+pub struct Client {
+    account: Account,
+    engine: GroupEngine,
+    envelope_key: DeviceKeypair,
+    /// Events of inbox transactions, emitted by the publisher thread once the commit is done.
+    after_commit: mpsc::Sender<Vec<Event>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// The client of an open account: its engine from the account's signing key and
+    /// certificate, and its envelope key (made now if the account has none yet).
+    pub fn new(account: Account) -> Result<Self, ClientError> {
+        let keys = account.database().read(crate::db::device::load_keys)?;
+        let engine = GroupEngine::new(keys.signing, keys.certificate)?;
+        let envelope_key = account.database().transaction(|tx| {
+            group::migrate(tx)?;
+            store::envelope_key(tx)
+        })?;
+        let after_commit = spawn_publisher(
+            account.database().clone(),
+            account.events().clone(),
+            account.outbox_wake(),
+        );
+        Ok(Self {
+            account,
+            engine,
+            envelope_key,
+            after_commit,
+        })
+    }
+
+    /// The account.
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
+    /// This device's key bundle (encoded [`Bundle`]) with a fresh KeyPackage.
+    pub fn bundle(&self) -> Result<Vec<u8>, ClientError> {
+        let key_package =
+            self.transaction(|tx, _| Ok(self.engine.key_packages(tx, 1)?.into_iter().next()))?;
+        let key_package = key_package.ok_or(ClientError::Malformed {
+            what: "KeyPackage list",
+        })?;
+        let bundle = Bundle {
+            address: self.account.address().to_owned(),
+            envelope_key: self.envelope_key.public(),
+            identity: self.account.identity().public_key(),
+            key_package,
+        };
+        Ok(bundle.encode()?)
+    }
+
+    /// Creates a group named `name` with this device as its only member.
+    pub fn create_group(&self, name: &str) -> Result<GroupId, ClientError> {
+        self.command(|tx, now, events| {
+            let (group, out) = self.engine.create_group(tx, now, &mut OsRng, name)?;
+            store::chat_of(tx, &group, now)?;
+            self.apply(tx, now, out, events)?;
+            Ok(group)
+        })
+    }
+
+    /// Adds the device of `bundle` to `group` and remembers its envelope key.
+    pub fn add_member(&self, group: &GroupId, bundle: &[u8]) -> Result<(), ClientError> {
+        let bundle = Bundle::decode(bundle)?;
+        self.command(|tx, now, events| {
+            store::learn_peer(tx, &bundle.address, &bundle.envelope_key, now)?;
+            let new = NewDevice {
+                key_package: bundle.key_package.clone(),
+                identity: bundle.identity,
+            };
+            let out = self.engine.add_devices(tx, now, group, vec![new])?;
+            self.apply(tx, now, out, events)
+        })
+    }
+
+    /// Removes the member device at `address` from `group`.
+    pub fn remove_member(&self, group: &GroupId, address: &str) -> Result<(), ClientError> {
+        self.command(|tx, now, events| {
+            let out = self
+                .engine
+                .remove_devices(tx, now, group, vec![address.to_owned()])?;
+            self.apply(tx, now, out, events)
+        })
+    }
+
+    /// Sends a text to `group` and stores it as sent; returns its id (hex).
+    pub fn send_text(&self, group: &GroupId, text: &str) -> Result<String, ClientError> {
+        self.command(|tx, now, events| {
+            let content = Content::Text {
+                body: text.to_owned(),
+                reply_to: None,
+            };
+            let (id, out) = self
+                .engine
+                .send(tx, now, &mut OsRng, group, content.clone())?;
+            let message = StoredMessage {
+                id: hex::encode(id.0),
+                sender: self.account.address().to_owned(),
+                content,
+                sent_at: now,
+                is_outgoing: true,
+            };
+            let chat = store::chat_of(tx, group, now)?;
+            let identity = self.account.identity().public_key().to_bytes();
+            store::insert_message(tx, chat, &message, &identity, now)?;
+            self.apply(tx, now, out, events)?;
+            Ok(message.id)
+        })
+    }
+
+    /// The messages shown in `group`, oldest first.
+    pub fn messages(&self, group: &GroupId) -> Result<Vec<StoredMessage>, ClientError> {
+        self.transaction(|tx, _| store::messages(tx, group))
+    }
+
+    /// The groups this device is in.
+    pub fn groups(&self) -> Result<Vec<GroupId>, ClientError> {
+        self.transaction(|tx, _| Ok(self.engine.groups(tx)?))
+    }
+
+    /// Runs the engine's due work (delayed commits, stash expiry) and sends what it made;
+    /// returns when next to call it (Unix seconds), if ever. Call it at least then.
+    pub fn handle_timeout(&self) -> Result<Option<u64>, ClientError> {
+        self.command(|tx, now, events| {
+            let out = self.engine.handle_timeout(tx, now)?;
+            self.apply(tx, now, out, events)?;
+            Ok(self.engine.poll_timeout(tx)?)
+        })
+    }
+
+    /// The handler for [`crate::transport::Inbox::run`]: each envelope goes through
+    /// [`Client::handle_envelope`] in the inbox's transaction; its events are emitted once
+    /// that transaction has committed.
+    pub fn inbox_handler(
+        self: &Arc<Self>,
+    ) -> impl FnMut(&Transaction<'_>, &crate::transport::Incoming<'_>) -> Result<(), ClientError>
+    {
+        let client = Arc::clone(self);
+        move |tx, incoming| {
+            let events = client.handle_envelope(tx, unix_now(), incoming.bytes)?;
+            // The publisher waits for the database lock, i.e. for this commit, then wakes
+            // the outbox for what the envelope produced and emits the events.
+            let _ = client.after_commit.send(events);
+            Ok(())
+        }
+    }
+
+    /// Handles one envelope inside the caller's transaction: opens it with an epoch key or
+    /// this device's key and hands the frame to the engine, or stashes it when no key
+    /// opens it; then applies the output. Returns the events to emit after the commit.
+    pub fn handle_envelope(
+        &self,
+        tx: &Connection,
+        now: u64,
+        bytes: &[u8],
+    ) -> Result<Vec<Event>, ClientError> {
+        let mut events = Vec::new();
+        let Some((frame, opened_with)) = self.open_envelope(tx, bytes)? else {
+            tracing::debug!("no key opens the envelope; stashed");
+            self.engine.stash(tx, now, bytes)?;
+            return Ok(events);
+        };
+        let incoming = Incoming {
+            frame,
+            opened_with,
+            stash_id: None,
+        };
+        let out = self.engine.receive(tx, now, incoming)?;
+        self.apply(tx, now, out, &mut events)?;
+        Ok(events)
+    }
+
+    /// Seals and queues every outgoing frame, records events (storing messages), and
+    /// re-runs stashed envelopes the new epoch keys open, until nothing is left.
+    fn apply(
+        &self,
+        tx: &Connection,
+        now: u64,
+        out: Output,
+        events: &mut Vec<Event>,
+    ) -> Result<(), ClientError> {
+        let mut queue = VecDeque::from([out]);
+        while let Some(out) = queue.pop_front() {
+            for outgoing in &out.outgoing {
+                if outgoing.recipients.is_empty() {
+                    continue;
+                }
+                let envelope = self.seal_outgoing(tx, now, outgoing)?;
+                Outbox::enqueue(tx, &envelope, &outgoing.recipients)?;
+            }
+            for event in out.events {
+                self.record(tx, now, event, events)?;
+            }
+            for stashed in out.reopen {
+                let Some((frame, opened_with)) = self.open_envelope(tx, &stashed.envelope)? else {
+                    continue;
+                };
+                let incoming = Incoming {
+                    frame,
+                    opened_with,
+                    stash_id: Some(stashed.id),
+                };
+                if let Some(out) = self.receive_stashed(tx, now, incoming)? {
+                    queue.push_back(out);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Receives a reopened stash entry inside a savepoint, so that one bad entry is rolled
+    /// back alone (it stays stashed until it expires) instead of failing the envelope that
+    /// made it open.
+    fn receive_stashed(
+        &self,
+        tx: &Connection,
+        now: u64,
+        incoming: Incoming,
+    ) -> Result<Option<Output>, ClientError> {
+        tx.execute_batch("SAVEPOINT kith_reopen")?;
+        match self.engine.receive(tx, now, incoming) {
+            Ok(out) => {
+                tx.execute_batch("RELEASE kith_reopen")?;
+                Ok(Some(out))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "a reopened stashed envelope failed; left stashed");
+                tx.execute_batch("ROLLBACK TO kith_reopen; RELEASE kith_reopen")?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn seal_outgoing(
+        &self,
+        tx: &Connection,
+        now: u64,
+        outgoing: &Outgoing,
+    ) -> Result<Vec<u8>, ClientError> {
+        let from = self.account.address();
+        let frame: &Frame = &outgoing.frame;
+        Ok(match &outgoing.key {
+            group::SealKey::Epoch { key, .. } => {
+                let key = SymmetricKey::new(SymmetricKind::Epoch, **key);
+                seal(frame, EnvelopeKey::Symmetric(&key), from, now, &mut OsRng)?
+            }
+            group::SealKey::Device { address } => {
+                let key = store::peer_key(tx, address)?;
+                seal(frame, EnvelopeKey::Device(&key), from, now, &mut OsRng)?
+            }
+        })
+    }
+
+    fn open_envelope(
+        &self,
+        tx: &Connection,
+        bytes: &[u8],
+    ) -> Result<Option<(Frame, OpenedWith)>, ClientError> {
+        let epoch_keys = self.engine.epoch_keys(tx)?;
+        let symmetric: Vec<SymmetricKey> = epoch_keys
+            .iter()
+            .map(|k| SymmetricKey::new(SymmetricKind::Epoch, *k.key))
+            .collect();
+        let mut keys: Vec<OpenKey<'_>> = symmetric.iter().map(OpenKey::Symmetric).collect();
+        keys.push(OpenKey::Device(&self.envelope_key));
+        let Some(index) = find_key(bytes, &keys) else {
+            return Ok(None);
+        };
+        let frame = open(bytes, keys[index])?;
+        let opened_with = match epoch_keys.get(index) {
+            Some(k) => OpenedWith::Epoch {
+                group: k.group.clone(),
+                epoch: k.epoch,
+            },
+            None => OpenedWith::Device,
+        };
+        Ok(Some((frame, opened_with)))
+    }
+
+    /// Turns an engine event into rows and bus events.
+    fn record(
+        &self,
+        tx: &Connection,
+        now: u64,
+        event: group::Event,
+        events: &mut Vec<Event>,
+    ) -> Result<(), ClientError> {
+        match event {
+            group::Event::Message {
+                group,
+                sender,
+                identity,
+                message,
+            } => {
+                let chat = store::chat_of(tx, &group, now)?;
+                let stored = StoredMessage {
+                    id: hex::encode(message.id.0),
+                    sender,
+                    content: message.content,
+                    sent_at: message.sent_at,
+                    is_outgoing: false,
+                };
+                if store::insert_message(tx, chat, &stored, &identity.to_bytes(), now)? {
+                    events.push(Event::MessageReceived {
+                        chat: ChatId(chat),
+                        message: MessageId(stored.id),
+                    });
+                }
+            }
+            other => {
+                if let group::Event::Joined { group } = &other {
+                    store::chat_of(tx, group, now)?;
+                }
+                events.push(Event::Group(other));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one command in its own transaction, then wakes the outbox and emits events.
+    fn command<T>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>, u64, &mut Vec<Event>) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let mut events = Vec::new();
+        let value = self.transaction(|tx, now| work(tx, now, &mut events))?;
+        self.account.outbox_wake().notify_one();
+        for event in events {
+            self.account.events().emit(event);
+        }
+        Ok(value)
+    }
+
+    fn transaction<T>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>, u64) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        self.account
+            .database()
+            .transaction(|tx| work(tx, unix_now()))
+    }
+}
+
+/// Emits each batch of inbox events once the database lock is free again, i.e. after the
+/// transaction that produced them committed (or rolled back: then no batch was sent).
+fn spawn_publisher(db: Database, bus: EventBus, wake: Arc<Notify>) -> mpsc::Sender<Vec<Event>> {
+    let (sender, receiver) = mpsc::channel::<Vec<Event>>();
+    std::thread::spawn(move || {
+        for batch in receiver {
+            let _ = db.read(|_| Ok(()));
+            wake.notify_one();
+            for event in batch {
+                bus.emit(event);
+            }
+        }
+    });
+    sender
+}
+
+fn unix_now() -> u64 {
+    (crate::transport::unix_millis() / 1000).max(0) as u64
+}
