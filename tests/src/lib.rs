@@ -1,6 +1,8 @@
 //! Harness for Kith's end-to-end tests and the demo: a real relay on loopback (TLS
 //! listeners, SQLite store in a temporary directory) and minimal devices that talk to it
 //! with real SMTP (lettre) and IMAP (async-imap) clients.
+pub mod group;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

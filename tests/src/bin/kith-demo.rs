@@ -7,10 +7,14 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use kith_core::events::Event;
+use kith_core::group;
 use kith_crypto::envelope::{self, SealKey};
 use kith_crypto::frame::{Frame, FrameKind};
-use kith_e2e::{imap_login, receive, start_relay, submit, Device, Imap, LocalRelay};
+use kith_e2e::group::ClientDevice;
+use kith_e2e::{imap_login, receive, start_relay, submit, Device, Imap, LocalRelay, PATIENCE};
 use kith_relay::context::unix_now;
+use tokio_util::sync::CancellationToken;
 
 fn describe_what_the_relay_sees(mail: &[u8]) -> Result<String> {
     let packets = envelope::envelope_packets(mail)?;
@@ -109,6 +113,7 @@ async fn main() -> Result<()> {
             .map(|e| e.to_string())
             .unwrap_or_else(|| "ACCEPTED (bug)".into())
     );
+    group_chat(&relay).await.context("the group chat")?;
     for device in [&alice, &bob] {
         let left = relay
             .ctx
@@ -119,5 +124,64 @@ async fn main() -> Result<()> {
         println!("Messages left on the relay for {}: {left}", device.name);
     }
     relay.ctx.shutdown.cancel();
+    Ok(())
+}
+
+/// Three full clients in one MLS group through the same relay; one is removed.
+async fn group_chat(relay: &LocalRelay) -> Result<()> {
+    println!("\nAn MLS group through the same relay (kith-core clients: MLS group engine,");
+    println!("envelopes under epoch keys, IMAP IDLE inbox, SMTP outbox):");
+    let dirs = tempfile::tempdir()?;
+    let stop = CancellationToken::new();
+    let mut devices = Vec::new();
+    for name in ["alice", "bob", "carol"] {
+        devices.push(ClientDevice::start(relay, dirs.path().join(name), name, &stop).await?);
+    }
+    let [alice, bob, carol] = &mut devices[..] else {
+        unreachable!("three devices")
+    };
+    let chat = alice.client.create_group("demo")?;
+    for peer in [&mut *bob, &mut *carol] {
+        alice.client.add_member(&chat, &peer.client.bundle()?)?;
+        let joined = |e: &Event| matches!(e, Event::Group(group::Event::Joined { .. }));
+        peer.wait_for(joined).await?;
+        println!("  alice added {}, who joined from the Welcome", peer.name);
+    }
+    alice
+        .client
+        .send_text(&chat, "Hi both, this is an MLS group.")?;
+    bob.wait_for_message().await?;
+    carol.wait_for_message().await?;
+    println!(
+        "  bob shows {:?}; carol shows {:?}",
+        bob.texts(&chat)?,
+        carol.texts(&chat)?
+    );
+    alice.client.remove_member(&chat, carol.address())?;
+    let secret = "Carol was removed and cannot read this.";
+    alice.client.send_text(&chat, secret)?;
+    bob.wait_for_message().await?;
+    wait_until_fetched(relay, carol.address()).await?;
+    println!(
+        "  after alice removed carol: bob shows {:?}",
+        bob.texts(&chat)?
+    );
+    println!("  carol shows {:?}", carol.texts(&chat)?);
+    if carol.texts(&chat)?.iter().any(|t| t == secret) {
+        bail!("a removed member read a message sent after her removal");
+    }
+    stop.cancel();
+    Ok(())
+}
+
+/// Waits until a device has fetched (and deleted) everything the relay held for it.
+async fn wait_until_fetched(relay: &LocalRelay, address: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while relay.ctx.store.mailbox_status(address).await?.exists > 0 {
+        if std::time::Instant::now() > deadline {
+            bail!("{address} never fetched its messages");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     Ok(())
 }
