@@ -1,7 +1,8 @@
 //! The `kith` command-line client: a thin shell over `kith_core::client::Client`.
 //!
 //! ```text
-//! kith --data-dir D init --relay HOST     create an account on the relay at HOST
+//! kith --data-dir D init --relay DOMAIN [--host H] [--imap-port P] [--smtp-port P] [--ca-cert PEM]
+//!                                         create an account on the relay for DOMAIN
 //! kith --data-dir D bundle                print this device's key bundle (hex)
 //! kith --data-dir D group create NAME     create a group; prints its id
 //! kith --data-dir D group add GROUP BUNDLE
@@ -12,7 +13,7 @@
 //! Every command takes `--json` for machine-readable output.
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +22,9 @@ use clap::{Parser, Subcommand};
 use kith_core::account::Account;
 use kith_core::client::Client;
 use kith_core::content::Content;
+use kith_core::events::{ConnectionState, Event};
 use kith_core::group::GroupId;
-use kith_core::transport::{InboxOptions, OutboxOptions, RelayEndpoint};
+use kith_core::transport::{InboxOptions, OutboxOptions, RelayEndpoint, TrustAnchor};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -43,11 +45,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create an account on a relay (IMAP 993 and submission 465 at HOST).
+    /// Create an account on a relay (by default IMAP 993 and submission 465 at DOMAIN,
+    /// certificates from the public roots).
     Init {
-        /// The relay's domain.
+        /// The relay's mail domain.
         #[arg(long)]
         relay: String,
+        /// The host to connect to and check certificates against (default: the domain).
+        #[arg(long)]
+        host: Option<String>,
+        /// The IMAP port (implicit TLS).
+        #[arg(long, default_value_t = 993, value_parser = clap::value_parser!(u16).range(1..))]
+        imap_port: u16,
+        /// The SMTP submission port (implicit TLS).
+        #[arg(long, default_value_t = 465, value_parser = clap::value_parser!(u16).range(1..))]
+        smtp_port: u16,
+        /// Trust only the certificate(s) in this PEM file, such as a local relay's
+        /// self-signed `cert.pem`, instead of the public roots.
+        #[arg(long)]
+        ca_cert: Option<PathBuf>,
+        /// Only create the account locally; it is registered on the relay by the first
+        /// `kith sync` (until then, messages to it are refused).
+        #[arg(long)]
+        offline: bool,
     },
     /// Print this device's key bundle, for someone who will add it to a group.
     Bundle,
@@ -91,6 +111,13 @@ enum GroupCommand {
 }
 
 fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let cli = Cli::parse();
     if let Err(error) = run(cli) {
         eprintln!("kith: {error:#}");
@@ -100,14 +127,32 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     let json = cli.json;
-    if let Command::Init { relay } = &cli.command {
-        let account = Account::create(&cli.data_dir, RelayEndpoint::standard(relay))
-            .context("creating the account")?;
-        return print(
-            json,
-            &serde_json::json!({ "address": account.address() }),
-            account.address(),
-        );
+    if let Command::Init {
+        relay,
+        host,
+        imap_port,
+        smtp_port,
+        ca_cert,
+        offline,
+    } = &cli.command
+    {
+        let endpoint = endpoint(
+            relay,
+            host.as_deref(),
+            *imap_port,
+            *smtp_port,
+            ca_cert.as_deref(),
+        )?;
+        let account = Account::create(&cli.data_dir, endpoint).context("creating the account")?;
+        let address = account.address().to_owned();
+        // The first login creates the account on the relay (the chatmail way), so others
+        // can send to it right away.
+        if !offline {
+            let client = Arc::new(Client::new(account).context("starting the client")?);
+            sync(&client, Duration::from_secs(20), Until::Connected)
+                .context("registering the account on the relay")?;
+        }
+        return print(json, &serde_json::json!({ "address": address }), &address);
     }
     let account = Account::open(&cli.data_dir).context("opening the account")?;
     let client = Arc::new(Client::new(account).context("starting the client")?);
@@ -124,20 +169,54 @@ fn run(cli: Cli) -> Result<()> {
         Command::Group(GroupCommand::Add { group, bundle }) => {
             let bundle = hex::decode(bundle.trim()).context("the bundle is not hex")?;
             client.add_member(&group_id(&group)?, &bundle)?;
-            sync(&client, Duration::from_secs(10), true)?;
+            sync(&client, Duration::from_secs(10), Until::Sent)?;
             print(json, &serde_json::json!({ "added": true }), "added")
         }
         Command::Send { group, text } => {
             let id = client.send_text(&group_id(&group)?, &text)?;
-            sync(&client, Duration::from_secs(10), true)?;
+            sync(&client, Duration::from_secs(10), Until::Sent)?;
             print(json, &serde_json::json!({ "message": id }), &id)
         }
         Command::Sync { seconds } => {
-            sync(&client, Duration::from_secs(seconds), false)?;
+            sync(&client, Duration::from_secs(seconds), Until::Deadline)?;
             print(json, &serde_json::json!({ "synced": true }), "synced")
         }
         Command::History { group } => history(&client, &group_id(&group)?, json),
     }
+}
+
+/// The relay endpoint `kith init` stores: the standard layout, with the host, ports and
+/// trust anchor the options override.
+fn endpoint(
+    domain: &str,
+    host: Option<&str>,
+    imap_port: u16,
+    smtp_port: u16,
+    ca_cert: Option<&Path>,
+) -> Result<RelayEndpoint> {
+    let mut endpoint = RelayEndpoint::standard(domain);
+    if let Some(host) = host {
+        endpoint.imap.host = host.to_owned();
+        endpoint.smtp.host = host.to_owned();
+    }
+    endpoint.imap.port = imap_port;
+    endpoint.smtp.port = smtp_port;
+    if let Some(path) = ca_cert {
+        endpoint.trust = TrustAnchor::PemFile(trusted_certificate(path)?);
+    }
+    Ok(endpoint)
+}
+
+/// Checks that `path` is a readable PEM file holding a certificate; returns its absolute
+/// path, so the account keeps working from any directory.
+fn trusted_certificate(path: &Path) -> Result<PathBuf> {
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the certificate {}", path.display()))?;
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        bail!("{} holds no PEM certificate", path.display());
+    }
+    std::fs::canonicalize(path)
+        .with_context(|| format!("cannot resolve the certificate path {}", path.display()))
 }
 
 fn history(client: &Client, group: &GroupId, json: bool) -> Result<()> {
@@ -169,13 +248,25 @@ fn history(client: &Client, group: &GroupId, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Runs the inbox and outbox for up to `limit`; with `until_sent`, stops as soon as the
-/// outbox is empty.
-fn sync(client: &Arc<Client>, limit: Duration, until_sent: bool) -> Result<()> {
+/// When [`sync`] may stop before its time limit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// Run for the whole limit.
+    Deadline,
+    /// Stop once the outbox is empty.
+    Sent,
+    /// Stop once the inbox has logged in (which registers a new account on the relay).
+    Connected,
+}
+
+/// Runs the inbox and outbox for up to `limit`, or until `until` holds. Fails if the relay
+/// refused an envelope, or if `until` still does not hold at the limit.
+fn sync(client: &Arc<Client>, limit: Duration, until: Until) -> Result<()> {
     client.handle_timeout()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
         let stop = CancellationToken::new();
+        let mut events = client.account().events().subscribe();
         let outbox = client.account().outbox(OutboxOptions::default());
         let inbox = client.account().inbox(InboxOptions::default());
         let handler = client.inbox_handler();
@@ -188,9 +279,22 @@ fn sync(client: &Arc<Client>, limit: Duration, until_sent: bool) -> Result<()> {
             let outbox = outbox.clone();
             async move { outbox.run(stop).await }
         });
+        let (mut connected, mut refused) = (false, 0usize);
         let deadline = tokio::time::Instant::now() + limit;
-        while tokio::time::Instant::now() < deadline {
-            if until_sent && outbox.pending()? == 0 {
+        loop {
+            while let Ok(event) = events.try_recv() {
+                match event {
+                    Event::ConnectionChanged(ConnectionState::Connected) => connected = true,
+                    Event::EnvelopeRejected { .. } => refused += 1,
+                    _ => {}
+                }
+            }
+            let done = match until {
+                Until::Deadline => false,
+                Until::Sent => outbox.pending()? == 0,
+                Until::Connected => connected,
+            };
+            if done || tokio::time::Instant::now() >= deadline {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -198,10 +302,21 @@ fn sync(client: &Arc<Client>, limit: Duration, until_sent: bool) -> Result<()> {
         stop.cancel();
         inbox_task.await.context("inbox task")??;
         outbox_task.await.context("outbox task")??;
-        if until_sent && outbox.pending()? > 0 {
-            bail!("the relay did not accept every envelope yet; run `kith sync` later");
+        if refused > 0 {
+            bail!(
+                "the relay refused {refused} envelope(s) for good; a recipient may not have \
+                 connected to the relay yet (`kith init` or `kith sync` registers an account)"
+            );
         }
-        Ok(())
+        match until {
+            Until::Sent if outbox.pending()? > 0 => {
+                bail!("the relay did not accept every envelope yet; run `kith sync` later")
+            }
+            Until::Connected if !connected => {
+                bail!("could not log in to the relay; run `kith sync` to try again")
+            }
+            _ => Ok(()),
+        }
     })
 }
 
