@@ -1,8 +1,10 @@
 //! The `kith` command-line client: a thin shell over `kith_core::client::Client`.
 //!
 //! ```text
-//! kith --data-dir D init --relay DOMAIN [--host H] [--imap-port P] [--smtp-port P] [--ca-cert PEM]
-//!                                         create an account on the relay for DOMAIN
+//! kith --data-dir D init --relay DOMAIN  create an account on the relay for DOMAIN and
+//!     [--host H] [--imap-port P]          log in once (which registers it there); the
+//!     [--smtp-port P] [--ca-cert PEM]     options reach a local relay, `--offline` skips
+//!     [--offline]                         the login
 //! kith --data-dir D bundle                print this device's key bundle (hex)
 //! kith --data-dir D group create NAME     create a group; prints its id
 //! kith --data-dir D group add GROUP BUNDLE
