@@ -32,3 +32,16 @@ pub const SUITES: &[VectorSuite] = &[
     crate::envelope::vectors::SUITE,
     crate::backup::vectors::SUITE,
 ];
+
+/// Compares a recomputed value with the recorded one, naming what differed.
+pub(crate) fn expect_eq<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    got: T,
+    want: T,
+) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: got {got:?}, want {want:?}"))
+    }
+}

@@ -1,5 +1,6 @@
 //! Known-answer vectors for recovery codes and backups (`vectors/backup.json`).
 
+use crate::vectors::expect_eq;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -31,14 +32,6 @@ struct BackupVector {
     code: String,
     plaintext: String,
     backup: String,
-}
-
-fn expect_eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result<(), String> {
-    if got == want {
-        Ok(())
-    } else {
-        Err(format!("{what}: got {got:?}, want {want:?}"))
-    }
 }
 
 /// Checks `vectors/backup.json`.

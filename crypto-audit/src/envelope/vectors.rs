@@ -1,6 +1,7 @@
 //! Known-answer vectors for the envelope: derivations, hints, frames, buckets, dates, and
 //! sealed envelopes that must keep opening (`vectors/envelope.json`).
 
+use crate::vectors::expect_eq;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -94,14 +95,6 @@ fn key32(hex_text: &str) -> Result<[u8; 32], String> {
 
 fn frame_kind(value: u8) -> Result<FrameKind, String> {
     FrameKind::from_u8(value).ok_or_else(|| format!("unknown frame kind {value}"))
-}
-
-fn expect_eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result<(), String> {
-    if got == want {
-        Ok(())
-    } else {
-        Err(format!("{what}: got {got:?}, want {want:?}"))
-    }
 }
 
 /// Checks `vectors/envelope.json`.
