@@ -89,4 +89,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         learned_at    INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 3: the chunks of files (a file's message row appears once every chunk is here).
+    r#"
+    CREATE TABLE file_chunks (
+        file_id       TEXT NOT NULL,           -- the file's message id (hex)
+        idx           INTEGER NOT NULL,
+        count         INTEGER NOT NULL,
+        data          BLOB NOT NULL,
+        PRIMARY KEY (file_id, idx)
+    ) STRICT;
+    "#,
 ];
