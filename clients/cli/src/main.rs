@@ -8,10 +8,17 @@
 //! kith --data-dir D bundle                print this device's key bundle (hex)
 //! kith --data-dir D group create NAME     create a group; prints its id
 //! kith --data-dir D group add GROUP BUNDLE
-//! kith --data-dir D send GROUP TEXT       queue a text and send the outbox
+//! kith --data-dir D group remove GROUP ADDRESS | leave GROUP | rename GROUP NAME
+//! kith --data-dir D group members GROUP
+//! kith --data-dir D send GROUP TEXT [--reply-to ID] | send GROUP --file F [--mime M]
+//! kith --data-dir D react GROUP ID EMOJI [--remove]
+//! kith --data-dir D edit GROUP ID TEXT | delete GROUP ID
+//! kith --data-dir D save ID PATH          write a received file to PATH (never overwrites)
 //! kith --data-dir D sync [--seconds N]    fetch and send for N seconds
+//! kith --data-dir D watch [--seconds N]   print what happens, live, until Ctrl-C (or N s)
 //! kith --data-dir D history GROUP         the messages shown in GROUP
 //! ```
+//! Message ids are the hex ids that `send`, `history` and `watch` print.
 //! Every command takes `--json` for machine-readable output.
 #![forbid(unsafe_code)]
 
@@ -23,11 +30,17 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use kith_core::account::Account;
 use kith_core::client::Client;
-use kith_core::content::Content;
-use kith_core::events::{ConnectionState, Event};
 use kith_core::group::GroupId;
-use kith_core::transport::{InboxOptions, OutboxOptions, RelayEndpoint, TrustAnchor};
-use tokio_util::sync::CancellationToken;
+use kith_core::transport::{RelayEndpoint, TrustAnchor};
+use serde_json::json;
+
+use session::Until;
+
+mod chat;
+mod session;
+
+/// How long a command that sends waits for the relay to accept everything it queued.
+const SEND_LIMIT: Duration = Duration::from_secs(10);
 
 #[derive(Parser)]
 #[command(
@@ -76,12 +89,63 @@ enum Command {
     /// Groups.
     #[command(subcommand)]
     Group(GroupCommand),
-    /// Send a text to a group.
+    /// Send a text, a reply or a file to a group.
     Send {
         /// The group id (hex).
         group: String,
-        /// The text.
+        /// The text (not with --file).
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        text: Option<String>,
+        /// Reply to this message (hex id).
+        #[arg(long)]
+        reply_to: Option<String>,
+        /// Send this file instead of a text (chunked if large).
+        #[arg(long, conflicts_with = "reply_to")]
+        file: Option<PathBuf>,
+        /// The file's media type (default: guessed from its extension).
+        #[arg(long, requires = "file")]
+        mime: Option<String>,
+    },
+    /// React to a message with an emoji (or withdraw the reaction).
+    React {
+        /// The group id (hex).
+        group: String,
+        /// The message id (hex).
+        message: String,
+        /// The reaction.
+        emoji: String,
+        /// Withdraw this reaction instead.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Replace the text of one of your messages.
+    Edit {
+        /// The group id (hex).
+        group: String,
+        /// The message id (hex).
+        message: String,
+        /// The new text.
         text: String,
+    },
+    /// Delete one of your messages on every member device.
+    Delete {
+        /// The group id (hex).
+        group: String,
+        /// The message id (hex).
+        message: String,
+    },
+    /// Write a received file to disk.
+    Save {
+        /// The file's message id (hex).
+        message: String,
+        /// Where to write it (must not exist).
+        path: PathBuf,
+    },
+    /// Print events as they happen (JSON lines with --json) until Ctrl-C.
+    Watch {
+        /// Stop after this many seconds.
+        #[arg(long)]
+        seconds: Option<u64>,
     },
     /// Fetch incoming envelopes and send queued ones for a while.
     Sync {
@@ -109,6 +173,30 @@ enum GroupCommand {
         group: String,
         /// The device's bundle (hex).
         bundle: String,
+    },
+    /// Remove a member device from a group.
+    Remove {
+        /// The group id (hex).
+        group: String,
+        /// The device's address.
+        address: String,
+    },
+    /// Leave a group (a member commits your removal).
+    Leave {
+        /// The group id (hex).
+        group: String,
+    },
+    /// Rename a group for everyone.
+    Rename {
+        /// The group id (hex).
+        group: String,
+        /// The new name.
+        name: String,
+    },
+    /// List a group's member devices.
+    Members {
+        /// The group id (hex).
+        group: String,
     },
 }
 
@@ -151,10 +239,11 @@ fn run(cli: Cli) -> Result<()> {
         // can send to it right away.
         if !offline {
             let client = Arc::new(Client::new(account).context("starting the client")?);
-            sync(&client, Duration::from_secs(20), Until::Connected)
+            let limit = Some(Duration::from_secs(20));
+            session::run(&client, limit, Until::Connected, |_, _| Ok(()))
                 .context("registering the account on the relay")?;
         }
-        return print(json, &serde_json::json!({ "address": address }), &address);
+        return print(json, &json!({ "address": address }), &address);
     }
     let account = Account::open(&cli.data_dir).context("opening the account")?;
     let client = Arc::new(Client::new(account).context("starting the client")?);
@@ -162,28 +251,112 @@ fn run(cli: Cli) -> Result<()> {
         Command::Init { .. } => unreachable!("handled above"),
         Command::Bundle => {
             let bundle = hex::encode(client.bundle()?);
-            print(json, &serde_json::json!({ "bundle": bundle }), &bundle)
+            print(json, &json!({ "bundle": bundle }), &bundle)
         }
         Command::Group(GroupCommand::Create { name }) => {
             let group = hex::encode(client.create_group(&name)?.0);
-            print(json, &serde_json::json!({ "group": group }), &group)
+            print(json, &json!({ "group": group }), &group)
         }
         Command::Group(GroupCommand::Add { group, bundle }) => {
             let bundle = hex::decode(bundle.trim()).context("the bundle is not hex")?;
             client.add_member(&group_id(&group)?, &bundle)?;
-            sync(&client, Duration::from_secs(10), Until::Sent)?;
-            print(json, &serde_json::json!({ "added": true }), "added")
+            session::send_queued(&client, SEND_LIMIT)?;
+            print(json, &json!({ "added": true }), "added")
         }
-        Command::Send { group, text } => {
-            let id = client.send_text(&group_id(&group)?, &text)?;
-            sync(&client, Duration::from_secs(10), Until::Sent)?;
-            print(json, &serde_json::json!({ "message": id }), &id)
+        Command::Group(GroupCommand::Remove { group, address }) => {
+            client.remove_member(&group_id(&group)?, &address)?;
+            session::send_queued(&client, SEND_LIMIT)?;
+            print(json, &json!({ "removed": address }), "removed")
+        }
+        Command::Group(GroupCommand::Leave { group }) => {
+            client.leave_group(&group_id(&group)?)?;
+            session::send_queued(&client, SEND_LIMIT)?;
+            print(
+                json,
+                &json!({ "leaving": true }),
+                "asked the group to remove this device",
+            )
+        }
+        Command::Group(GroupCommand::Rename { group, name }) => {
+            client.rename_group(&group_id(&group)?, &name)?;
+            session::send_queued(&client, SEND_LIMIT)?;
+            print(json, &json!({ "name": name }), "renamed")
+        }
+        Command::Group(GroupCommand::Members { group }) => {
+            let members = client.members(&group_id(&group)?)?;
+            let list: Vec<_> = members
+                .iter()
+                .map(|m| {
+                    json!({ "address": m.address,
+                                 "identity": hex::encode(m.identity.to_bytes()) })
+                })
+                .collect();
+            let text: Vec<_> = members.iter().map(|m| m.address.clone()).collect();
+            print(json, &serde_json::Value::Array(list), &text.join("\n"))
+        }
+        Command::Send {
+            group,
+            text,
+            reply_to,
+            file,
+            mime,
+        } => {
+            let what = match (&file, &text) {
+                (Some(path), _) => chat::Outgoing::File {
+                    path,
+                    mime: mime.as_deref(),
+                },
+                (None, Some(text)) => chat::Outgoing::Text {
+                    text,
+                    reply_to: reply_to.as_deref(),
+                },
+                (None, None) => bail!("give a text or --file"),
+            };
+            let id = chat::send(&client, &group_id(&group)?, what)?;
+            session::send_queued(&client, SEND_LIMIT)?;
+            print(json, &json!({ "message": id }), &id)
+        }
+        Command::React {
+            group,
+            message,
+            emoji,
+            remove,
+        } => {
+            let id = client.react(&group_id(&group)?, &message, &emoji, remove)?;
+            session::send_queued(&client, SEND_LIMIT)?;
+            print(json, &json!({ "message": id }), &id)
+        }
+        Command::Edit {
+            group,
+            message,
+            text,
+        } => {
+            let id = client.edit(&group_id(&group)?, &message, &text)?;
+            session::send_queued(&client, SEND_LIMIT)?;
+            print(json, &json!({ "message": id }), &id)
+        }
+        Command::Delete { group, message } => {
+            let id = client.delete(&group_id(&group)?, &message)?;
+            session::send_queued(&client, SEND_LIMIT)?;
+            print(json, &json!({ "message": id }), &id)
+        }
+        Command::Save { message, path } => {
+            let len = chat::save(&client, &message, &path)?;
+            let text = format!("wrote {len} bytes to {}", path.display());
+            print(json, &json!({ "path": path, "len": len }), &text)
         }
         Command::Sync { seconds } => {
-            sync(&client, Duration::from_secs(seconds), Until::Deadline)?;
-            print(json, &serde_json::json!({ "synced": true }), "synced")
+            let limit = Some(Duration::from_secs(seconds));
+            session::run(&client, limit, Until::Deadline, |_, _| Ok(()))?;
+            print(json, &json!({ "synced": true }), "synced")
         }
-        Command::History { group } => history(&client, &group_id(&group)?, json),
+        Command::Watch { seconds } => {
+            let limit = seconds.map(Duration::from_secs);
+            session::run(&client, limit, Until::Deadline, |client, event| {
+                chat::print_event(client, event, json)
+            })
+        }
+        Command::History { group } => chat::history(&client, &group_id(&group)?, json),
     }
 }
 
@@ -219,107 +392,6 @@ fn trusted_certificate(path: &Path) -> Result<PathBuf> {
     }
     std::fs::canonicalize(path)
         .with_context(|| format!("cannot resolve the certificate path {}", path.display()))
-}
-
-fn history(client: &Client, group: &GroupId, json: bool) -> Result<()> {
-    let messages = client.messages(group)?;
-    let rows: Vec<_> = messages
-        .iter()
-        .map(|m| {
-            let text = match &m.content {
-                Content::Text { body, .. } => body.clone(),
-                other => format!("{other:?}"),
-            };
-            (m, text)
-        })
-        .collect();
-    if json {
-        let list: Vec<_> = rows
-            .iter()
-            .map(|(m, text)| {
-                serde_json::json!({ "id": m.id, "sender": m.sender, "sent_at": m.sent_at,
-                                    "outgoing": m.is_outgoing, "text": text })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(list));
-    } else {
-        for (m, text) in rows {
-            println!("{} {}: {text}", m.sent_at, m.sender);
-        }
-    }
-    Ok(())
-}
-
-/// When [`sync`] may stop before its time limit.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Until {
-    /// Run for the whole limit.
-    Deadline,
-    /// Stop once the outbox is empty.
-    Sent,
-    /// Stop once the inbox has logged in (which registers a new account on the relay).
-    Connected,
-}
-
-/// Runs the inbox and outbox for up to `limit`, or until `until` holds. Fails if the relay
-/// refused an envelope, or if `until` still does not hold at the limit.
-fn sync(client: &Arc<Client>, limit: Duration, until: Until) -> Result<()> {
-    client.handle_timeout()?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    runtime.block_on(async {
-        let stop = CancellationToken::new();
-        let mut events = client.account().events().subscribe();
-        let outbox = client.account().outbox(OutboxOptions::default());
-        let inbox = client.account().inbox(InboxOptions::default());
-        let handler = client.inbox_handler();
-        let inbox_task = tokio::spawn({
-            let stop = stop.clone();
-            async move { inbox.run(handler, stop).await }
-        });
-        let outbox_task = tokio::spawn({
-            let stop = stop.clone();
-            let outbox = outbox.clone();
-            async move { outbox.run(stop).await }
-        });
-        let (mut connected, mut refused) = (false, 0usize);
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            while let Ok(event) = events.try_recv() {
-                match event {
-                    Event::ConnectionChanged(ConnectionState::Connected) => connected = true,
-                    Event::EnvelopeRejected { .. } => refused += 1,
-                    _ => {}
-                }
-            }
-            let done = match until {
-                Until::Deadline => false,
-                Until::Sent => outbox.pending()? == 0,
-                Until::Connected => connected,
-            };
-            if done || tokio::time::Instant::now() >= deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        stop.cancel();
-        inbox_task.await.context("inbox task")??;
-        outbox_task.await.context("outbox task")??;
-        if refused > 0 {
-            bail!(
-                "the relay refused {refused} envelope(s) for good; a recipient may not have \
-                 connected to the relay yet (`kith init` or `kith sync` registers an account)"
-            );
-        }
-        match until {
-            Until::Sent if outbox.pending()? > 0 => {
-                bail!("the relay did not accept every envelope yet; run `kith sync` later")
-            }
-            Until::Connected if !connected => {
-                bail!("could not log in to the relay; run `kith sync` to try again")
-            }
-            _ => Ok(()),
-        }
-    })
 }
 
 fn group_id(hex_id: &str) -> Result<GroupId> {

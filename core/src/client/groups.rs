@@ -1,7 +1,9 @@
 //! Group membership and state seen from the client: leave, rename, members, names.
 use rand::rngs::OsRng;
+use rusqlite::OptionalExtension;
 
 use super::{Client, ClientError};
+use crate::events::ChatId;
 use crate::group::{GroupId, MemberInfo};
 
 /// A group as a chat list shows it.
@@ -38,6 +40,19 @@ impl Client {
     /// The group's member devices, sorted by address.
     pub fn members(&self, group: &GroupId) -> Result<Vec<MemberInfo>, ClientError> {
         self.transaction(|tx, _| Ok(self.engine.members(tx, group)?))
+    }
+
+    /// The group of a chat (as events name it), if the chat is a group this device knows.
+    pub fn chat_group(&self, chat: ChatId) -> Result<Option<GroupId>, ClientError> {
+        self.transaction(|tx, _| {
+            Ok(tx
+                .query_row("SELECT group_id FROM chats WHERE id = ?1", [chat.0], |row| {
+                    row.get::<_, Option<Vec<u8>>>(0)
+                })
+                .optional()?
+                .flatten()
+                .map(GroupId))
+        })
     }
 
     /// Every group this device is in, with its name, size and epoch.

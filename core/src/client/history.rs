@@ -41,6 +41,7 @@ pub struct ChatMessage {
 
 /// The body of a shown message.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MessageBody {
     /// Text (after the sender's latest edit).
     Text(String),
