@@ -64,6 +64,18 @@ impl Account {
     /// random password (the relay creates the account on first login), and a device
     /// certificate binding them. Fails if the directory already holds an account.
     pub fn create(data_dir: &Path, relay: RelayEndpoint) -> Result<Self, AccountError> {
+        Self::create_device(data_dir, relay, IdentityKey::generate(&mut OsRng))
+    }
+
+    /// Creates the account of another device of the user whose identity key is `identity`:
+    /// its own relay address, keys and certificate, signed by that identity, so members
+    /// accept it as the same user. Device linking delivers the identity key to a new device
+    /// over the link channel and then calls this.
+    pub fn create_device(
+        data_dir: &Path,
+        relay: RelayEndpoint,
+        identity: IdentityKey,
+    ) -> Result<Self, AccountError> {
         create_private_dir(data_dir)?;
         let db = Database::open(data_dir)?;
         if db.read(db::device::load_device).is_ok() {
@@ -82,7 +94,6 @@ impl Account {
             relay,
             created_at: now,
         };
-        let identity = IdentityKey::generate(&mut OsRng);
         let signing = DeviceSigningKey::generate(&mut OsRng);
         let certificate = DeviceCertificate::issue(
             &identity,

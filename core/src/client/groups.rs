@@ -46,9 +46,11 @@ impl Client {
     pub fn chat_group(&self, chat: ChatId) -> Result<Option<GroupId>, ClientError> {
         self.transaction(|tx, _| {
             Ok(tx
-                .query_row("SELECT group_id FROM chats WHERE id = ?1", [chat.0], |row| {
-                    row.get::<_, Option<Vec<u8>>>(0)
-                })
+                .query_row(
+                    "SELECT group_id FROM chats WHERE id = ?1",
+                    [chat.0],
+                    |row| row.get::<_, Option<Vec<u8>>>(0),
+                )
                 .optional()?
                 .flatten()
                 .map(GroupId))
