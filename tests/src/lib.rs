@@ -3,6 +3,7 @@
 //! with real SMTP (lettre) and IMAP (async-imap) clients.
 pub mod group;
 pub mod process;
+pub mod scenario;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

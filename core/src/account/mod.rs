@@ -76,21 +76,35 @@ impl Account {
         relay: RelayEndpoint,
         identity: IdentityKey,
     ) -> Result<Self, AccountError> {
+        let address = format!(
+            "{}@{}",
+            random_string(LOCAL_ALPHABET, ADDRESS_LOCAL_LEN),
+            relay.domain
+        );
+        let password = Zeroizing::new(random_string(PASSWORD_ALPHABET, PASSWORD_LEN));
+        Self::create_with_login(data_dir, relay, address, password, identity)
+    }
+
+    /// Creates an account for a mailbox that already exists on a standard mail server
+    /// (Postfix + Dovecot, say), which does not create accounts on first login: the
+    /// address and password are the server's, the identity key is new or the user's.
+    pub fn create_with_login(
+        data_dir: &Path,
+        relay: RelayEndpoint,
+        address: String,
+        password: Zeroizing<String>,
+        identity: IdentityKey,
+    ) -> Result<Self, AccountError> {
         create_private_dir(data_dir)?;
         let db = Database::open(data_dir)?;
         if db.read(db::device::load_device).is_ok() {
             return Err(AccountError::AlreadyExists(data_dir.to_owned()));
         }
         let now = crate::transport::unix_millis() / 1000;
-        let address = format!(
-            "{}@{}",
-            random_string(LOCAL_ALPHABET, ADDRESS_LOCAL_LEN),
-            relay.domain
-        );
         let device = DeviceRecord {
             device_id: DeviceId::generate(&mut OsRng),
             address,
-            password: Zeroizing::new(random_string(PASSWORD_ALPHABET, PASSWORD_LEN)),
+            password,
             relay,
             created_at: now,
         };
