@@ -76,6 +76,12 @@ pub struct LocalRelay {
 
 /// Starts a relay in this process on free loopback ports.
 pub async fn start_relay() -> Result<LocalRelay> {
+    start_relay_with(|_| {}).await
+}
+
+/// Starts a relay in this process whose configuration `adjust` may change first (limits
+/// for a load test, say).
+pub async fn start_relay_with(adjust: impl FnOnce(&mut Config)) -> Result<LocalRelay> {
     let dir = tempfile::tempdir()?;
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     kith_relay::tls::write_self_signed(&[DOMAIN.to_owned()], &cert, &key)?;
@@ -93,6 +99,7 @@ pub async fn start_relay() -> Result<LocalRelay> {
     config.listen.imap = None;
     config.listen.metrics = None;
     config.accounts.min_free_disk_mib = 0;
+    adjust(&mut config);
     let ctx = RelayContext::new(config, tls)?;
     let server = ctx.clone();
     tokio::spawn(async move {
