@@ -59,10 +59,15 @@ async fn device(
         let stop = stop.clone();
         async move { outbox.run(stop).await }
     });
+    let timers = tokio::spawn(Arc::clone(&client).run_timers(stop.clone()));
+    let timers_task = tokio::spawn(async move {
+        timers.await.expect("timers task");
+        Ok(())
+    });
     Device {
         client,
         events,
-        tasks: vec![inbox_task, outbox_task],
+        tasks: vec![inbox_task, outbox_task, timers_task],
     }
 }
 
@@ -182,6 +187,42 @@ async fn three_devices_talk_in_a_group_and_a_removed_one_sees_nothing_new() {
 
     stop.cancel();
     for device in [a, b, c] {
+        for task in device.tasks {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leave_request_is_answered_by_the_running_timers() {
+    let relay = Relay::start().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let a = device(&relay, &dirs, "a", &stop).await;
+    let mut b = device(&relay, &dirs, "b", &stop).await;
+    let group = a.client.create_group("short stay").unwrap();
+    a.client
+        .add_member(&group, &b.client.bundle().unwrap())
+        .unwrap();
+    let joined = |g: &group::Event| {
+        *g == group::Event::Joined {
+            group: group.clone(),
+        }
+    };
+    wait_for_group_event(&mut b, joined).await;
+
+    // Nobody calls handle_timeout: A's run_timers task commits B's removal when it is due.
+    b.client.leave_group(&group).unwrap();
+    wait_for_group_event(&mut b, |g| {
+        *g == group::Event::Removed {
+            group: group.clone(),
+        }
+    })
+    .await;
+    assert_eq!(a.client.members(&group).unwrap().len(), 1);
+
+    stop.cancel();
+    for device in [a, b] {
         for task in device.tasks {
             task.await.unwrap().unwrap();
         }

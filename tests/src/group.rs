@@ -39,7 +39,8 @@ impl ClientDevice {
     }
 
     /// Runs a client for `account` (new or reopened): starts its inbox, waits until it is
-    /// logged in and idling, then starts its outbox; both run until `stop` is cancelled.
+    /// logged in and idling, then starts its outbox and the engine's timers; all run until
+    /// `stop` is cancelled.
     pub async fn launch(
         account: Account,
         name: &'static str,
@@ -63,6 +64,7 @@ impl ClientDevice {
         let outbox = device.client.account().outbox(OutboxOptions::default());
         let outbox_stop = stop.clone();
         tokio::spawn(async move { outbox.run(outbox_stop).await });
+        tokio::spawn(Arc::clone(&device.client).run_timers(stop.clone()));
         Ok(device)
     }
 

@@ -23,8 +23,8 @@ pub(crate) enum Until {
 /// How often the loop looks at events, the outbox and the engine's timers.
 const TICK: Duration = Duration::from_millis(100);
 
-/// Runs the inbox and outbox for up to `limit` (`None`: until Ctrl-C), or until `until`
-/// holds, calling the engine's timers when due and passing every event to `on_event`.
+/// Runs the inbox, the outbox and the engine's timers for up to `limit` (`None`: until
+/// Ctrl-C), or until `until` holds, passing every event to `on_event`.
 /// Fails if the relay refused an envelope, or if `until` still does not hold at the limit.
 pub(crate) fn run(
     client: &Arc<Client>,
@@ -32,7 +32,6 @@ pub(crate) fn run(
     until: Until,
     mut on_event: impl FnMut(&Client, &Event) -> Result<()>,
 ) -> Result<()> {
-    let mut next_timeout = client.handle_timeout()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
         let stop = CancellationToken::new();
@@ -49,6 +48,7 @@ pub(crate) fn run(
             let outbox = outbox.clone();
             async move { outbox.run(stop).await }
         });
+        let timers = tokio::spawn(Arc::clone(client).run_timers(stop.clone()));
         let interrupted = tokio::spawn(async { tokio::signal::ctrl_c().await.is_ok() });
         let (mut connected, mut refused) = (false, 0usize);
         let deadline = limit.map(|limit| tokio::time::Instant::now() + limit);
@@ -63,9 +63,6 @@ pub(crate) fn run(
                 if let Err(error) = on_event(client, &event) {
                     failure = Some(error);
                 }
-            }
-            if next_timeout.is_some_and(|due| due <= unix_now()) {
-                next_timeout = client.handle_timeout()?;
             }
             let done = match until {
                 Until::Deadline => false,
@@ -82,6 +79,7 @@ pub(crate) fn run(
         interrupted.abort();
         inbox_task.await.context("inbox task")??;
         outbox_task.await.context("outbox task")??;
+        timers.await.context("timers task")?;
         if let Some(error) = failure {
             return Err(error);
         }
@@ -106,11 +104,4 @@ pub(crate) fn run(
 /// Runs until the outbox is empty (at most `limit`), ignoring events.
 pub(crate) fn send_queued(client: &Arc<Client>, limit: Duration) -> Result<()> {
     run(client, Some(limit), Until::Sent, |_, _| Ok(()))
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

@@ -20,6 +20,7 @@ mod groups;
 mod history;
 mod messages;
 pub(crate) mod store;
+mod timers;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -71,6 +72,8 @@ pub struct Client {
     after_commit: mpsc::Sender<Vec<Event>>,
     /// The largest chunk [`Client::send_file`] puts in one message.
     file_chunk_len: AtomicUsize,
+    /// Wakes [`Client::run_timers`] after a commit.
+    timer_wake: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Client {
@@ -91,10 +94,11 @@ impl Client {
             group::migrate(tx)?;
             store::envelope_key(tx)
         })?;
+        let timer_wake = Arc::new(Notify::new());
         let after_commit = spawn_publisher(
             account.database().clone(),
             account.events().clone(),
-            account.outbox_wake(),
+            [account.outbox_wake(), timer_wake.clone()],
         );
         Ok(Self {
             account,
@@ -102,6 +106,7 @@ impl Client {
             envelope_key,
             after_commit,
             file_chunk_len: AtomicUsize::new(DEFAULT_FILE_CHUNK_LEN),
+            timer_wake,
         })
     }
 
@@ -184,7 +189,8 @@ impl Client {
     /// Runs the engine's due work (delayed commits, stash expiry) and sends what it made;
     /// returns when next to call it (Unix seconds), if ever. Call it at least then.
     pub fn handle_timeout(&self) -> Result<Option<u64>, ClientError> {
-        self.command(|tx, now, events| {
+        // Not `command`: the timers must not wake themselves (they would spin).
+        self.run_command(false, |tx, now, events| {
             let out = self.engine.handle_timeout(tx, now)?;
             self.apply(tx, now, out, events)?;
             Ok(self.engine.poll_timeout(tx)?)
@@ -240,6 +246,7 @@ impl Client {
     pub fn committed(&self, events: Vec<Event>) {
         scrub_wal_after(self.account.database(), &events);
         self.account.outbox_wake().notify_one();
+        self.wake_timers();
         for event in events {
             self.account.events().emit(event);
         }
@@ -393,10 +400,22 @@ impl Client {
         &self,
         work: impl FnOnce(&Transaction<'_>, u64, &mut Vec<Event>) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
+        self.run_command(true, work)
+    }
+
+    /// [`Client::command`], waking the timers afterwards only if `wake_timers`.
+    fn run_command<T>(
+        &self,
+        wake_timers: bool,
+        work: impl FnOnce(&Transaction<'_>, u64, &mut Vec<Event>) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
         let mut events = Vec::new();
         let value = self.transaction(|tx, now| work(tx, now, &mut events))?;
         scrub_wal_after(self.account.database(), &events);
         self.account.outbox_wake().notify_one();
+        if wake_timers {
+            self.wake_timers();
+        }
         for event in events {
             self.account.events().emit(event);
         }
@@ -415,13 +434,18 @@ impl Client {
 
 /// Emits each batch of inbox events once the database lock is free again, i.e. after the
 /// transaction that produced them committed (or rolled back: then no batch was sent).
-fn spawn_publisher(db: Database, bus: EventBus, wake: Arc<Notify>) -> mpsc::Sender<Vec<Event>> {
+/// `wake` are the outbox's and the timers' wake-ups.
+fn spawn_publisher(
+    db: Database,
+    bus: EventBus,
+    wake: [Arc<Notify>; 2],
+) -> mpsc::Sender<Vec<Event>> {
     let (sender, receiver) = mpsc::channel::<Vec<Event>>();
     std::thread::spawn(move || {
         for batch in receiver {
             let _ = db.read(|_| Ok(()));
             scrub_wal_after(&db, &batch);
-            wake.notify_one();
+            wake.iter().for_each(|w| w.notify_one());
             for event in batch {
                 bus.emit(event);
             }
