@@ -6,14 +6,30 @@
 //!     [--smtp-port P] [--ca-cert PEM]     options reach a local relay, `--offline` skips
 //!     [--offline]                         the login
 //! kith --data-dir D bundle                print this device's key bundle (hex)
+//! kith --data-dir D invite [--ttl S] [--wait S]   a one-time contact invite: link, https
+//!                                         form and QR code; --wait stays for the joiner
+//! kith --data-dir D join LINK [--wait S]  send a join request (and wait for the answer)
+//! kith --data-dir D contacts              the contacts, their fingerprints and devices
+//! kith --data-dir D chats                 the group chats
 //! kith --data-dir D group create NAME     create a group; prints its id
-//! kith --data-dir D group add GROUP BUNDLE
+//! kith --data-dir D group invite GROUP [--ttl S] [--wait S]   a one-time invite into GROUP
+//! kith --data-dir D group add GROUP MEMBER   MEMBER: a contact's address or fingerprint
+//!                                         (hex or kith:fp1/), or a bundle (hex)
 //! kith --data-dir D send GROUP TEXT       queue a text and send the outbox
 //! kith --data-dir D sync [--seconds N]    fetch and send for N seconds
 //! kith --data-dir D history GROUP         the messages shown in GROUP
 //! ```
 //! Every command takes `--json` for machine-readable output.
+//!
+//! Exit codes: 0 success; 1 any other error; 2 bad command line (clap); 3 the invite link
+//! is not valid (damaged, tampered, not a Kith link, or your own); 4 the link expired;
+//! 5 the inviter refused the join (already used, expired on its side) or its identity did
+//! not match the link; 6 no such contact; 7 the join request is sent but the inviter has
+//! not answered within `--wait`.
 #![forbid(unsafe_code)]
+
+mod commands;
+mod session;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,10 +40,11 @@ use clap::{Parser, Subcommand};
 use kith_core::account::Account;
 use kith_core::client::Client;
 use kith_core::content::Content;
-use kith_core::events::{ConnectionState, Event};
 use kith_core::group::GroupId;
-use kith_core::transport::{InboxOptions, OutboxOptions, RelayEndpoint, TrustAnchor};
-use tokio_util::sync::CancellationToken;
+use kith_core::transport::{RelayEndpoint, TrustAnchor};
+
+use commands::{group_id, print};
+use session::{sync, Until};
 
 #[derive(Parser)]
 #[command(
@@ -73,6 +90,27 @@ enum Command {
     },
     /// Print this device's key bundle, for someone who will add it to a group.
     Bundle,
+    /// Make a one-time contact invite: prints the link, the https form and a QR code.
+    Invite {
+        /// How long the invite is valid, in seconds (at most 30 days).
+        #[arg(long, default_value_t = 24 * 3600)]
+        ttl: u64,
+        /// Stay online this many seconds for the joiner and print the contact and its code.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// Join with an invite link (a contact invite or a group invite).
+    Join {
+        /// The `kith:i1/…` or `https://…/i1#…` link.
+        link: String,
+        /// Stay online this many seconds for the inviter's answer.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// List the contacts.
+    Contacts,
+    /// List the group chats.
+    Chats,
     /// Groups.
     #[command(subcommand)]
     Group(GroupCommand),
@@ -103,12 +141,24 @@ enum GroupCommand {
         /// Its name.
         name: String,
     },
-    /// Add a device to a group from its bundle (hex, as `kith bundle` prints it).
+    /// Add a contact's devices (by address or fingerprint), or a device from its bundle
+    /// (hex, as `kith bundle` prints it), to a group.
     Add {
         /// The group id (hex).
         group: String,
-        /// The device's bundle (hex).
-        bundle: String,
+        /// A contact's address or fingerprint, or a bundle (hex).
+        member: String,
+    },
+    /// Make a one-time invite into a group: whoever joins with it is added by this device.
+    Invite {
+        /// The group id (hex).
+        group: String,
+        /// How long the invite is valid, in seconds (at most 30 days).
+        #[arg(long, default_value_t = 24 * 3600)]
+        ttl: u64,
+        /// Stay online this many seconds for the joiner.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
     },
 }
 
@@ -123,7 +173,32 @@ fn main() {
     let cli = Cli::parse();
     if let Err(error) = run(cli) {
         eprintln!("kith: {error:#}");
-        std::process::exit(1);
+        std::process::exit(exit_code(&error));
+    }
+}
+
+/// The exit code for an error (see the module documentation).
+fn exit_code(error: &anyhow::Error) -> i32 {
+    use kith_core::client::ClientError;
+    use kith_core::contacts::ContactError;
+    if error
+        .downcast_ref::<commands::contacts::Refused>()
+        .is_some()
+    {
+        return 5;
+    }
+    if error
+        .downcast_ref::<commands::contacts::Pending>()
+        .is_some()
+    {
+        return 7;
+    }
+    match error.downcast_ref::<ClientError>() {
+        Some(ClientError::Contact(ContactError::Link(_) | ContactError::WrongKind(_)))
+        | Some(ClientError::Contact(ContactError::OwnInvite)) => 3,
+        Some(ClientError::Contact(ContactError::Expired { .. })) => 4,
+        Some(ClientError::Contact(ContactError::UnknownContact(_))) => 6,
+        _ => 1,
     }
 }
 
@@ -168,20 +243,26 @@ fn run(cli: Cli) -> Result<()> {
             let group = hex::encode(client.create_group(&name)?.0);
             print(json, &serde_json::json!({ "group": group }), &group)
         }
-        Command::Group(GroupCommand::Add { group, bundle }) => {
-            let bundle = hex::decode(bundle.trim()).context("the bundle is not hex")?;
-            client.add_member(&group_id(&group)?, &bundle)?;
-            sync(&client, Duration::from_secs(10), Until::Sent)?;
-            print(json, &serde_json::json!({ "added": true }), "added")
+        Command::Group(GroupCommand::Add { group, member }) => {
+            commands::contacts::group_add(&client, &group, &member, json)
         }
+        Command::Group(GroupCommand::Invite { group, ttl, wait }) => {
+            commands::contacts::group_invite(&client, &group, ttl, wait, json)
+        }
+        Command::Invite { ttl, wait } => commands::contacts::invite(&client, ttl, wait, json),
+        Command::Join { link, wait } => commands::contacts::join(&client, &link, wait, json),
+        Command::Contacts => commands::contacts::contacts(&client, json),
+        Command::Chats => commands::contacts::chats(&client, json),
         Command::Send { group, text } => {
             let id = client.send_text(&group_id(&group)?, &text)?;
             sync(&client, Duration::from_secs(10), Until::Sent)?;
             print(json, &serde_json::json!({ "message": id }), &id)
         }
         Command::Sync { seconds } => {
-            sync(&client, Duration::from_secs(seconds), Until::Deadline)?;
-            print(json, &serde_json::json!({ "synced": true }), "synced")
+            let events = sync(&client, Duration::from_secs(seconds), Until::Deadline)?;
+            let mut value = serde_json::json!({ "synced": true });
+            commands::contacts::merge(&mut value, commands::contacts::report(&events, json));
+            print(json, &value, "synced")
         }
         Command::History { group } => history(&client, &group_id(&group)?, json),
     }
@@ -246,93 +327,6 @@ fn history(client: &Client, group: &GroupId, json: bool) -> Result<()> {
         for (m, text) in rows {
             println!("{} {}: {text}", m.sent_at, m.sender);
         }
-    }
-    Ok(())
-}
-
-/// When [`sync`] may stop before its time limit.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Until {
-    /// Run for the whole limit.
-    Deadline,
-    /// Stop once the outbox is empty.
-    Sent,
-    /// Stop once the inbox has logged in (which registers a new account on the relay).
-    Connected,
-}
-
-/// Runs the inbox and outbox for up to `limit`, or until `until` holds. Fails if the relay
-/// refused an envelope, or if `until` still does not hold at the limit.
-fn sync(client: &Arc<Client>, limit: Duration, until: Until) -> Result<()> {
-    client.handle_timeout()?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    runtime.block_on(async {
-        let stop = CancellationToken::new();
-        let mut events = client.account().events().subscribe();
-        let outbox = client.account().outbox(OutboxOptions::default());
-        let inbox = client.account().inbox(InboxOptions::default());
-        let handler = client.inbox_handler();
-        let inbox_task = tokio::spawn({
-            let stop = stop.clone();
-            async move { inbox.run(handler, stop).await }
-        });
-        let outbox_task = tokio::spawn({
-            let stop = stop.clone();
-            let outbox = outbox.clone();
-            async move { outbox.run(stop).await }
-        });
-        let (mut connected, mut refused) = (false, 0usize);
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            while let Ok(event) = events.try_recv() {
-                match event {
-                    Event::ConnectionChanged(ConnectionState::Connected) => connected = true,
-                    Event::EnvelopeRejected { .. } => refused += 1,
-                    _ => {}
-                }
-            }
-            let done = match until {
-                Until::Deadline => false,
-                Until::Sent => outbox.pending()? == 0,
-                Until::Connected => connected,
-            };
-            if done || tokio::time::Instant::now() >= deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        stop.cancel();
-        inbox_task.await.context("inbox task")??;
-        outbox_task.await.context("outbox task")??;
-        if refused > 0 {
-            bail!(
-                "the relay refused {refused} envelope(s) for good; a recipient may not have \
-                 connected to the relay yet (`kith init` or `kith sync` registers an account)"
-            );
-        }
-        match until {
-            Until::Sent if outbox.pending()? > 0 => {
-                bail!("the relay did not accept every envelope yet; run `kith sync` later")
-            }
-            Until::Connected if !connected => {
-                bail!("could not log in to the relay; run `kith sync` to try again")
-            }
-            _ => Ok(()),
-        }
-    })
-}
-
-fn group_id(hex_id: &str) -> Result<GroupId> {
-    Ok(GroupId(
-        hex::decode(hex_id.trim()).context("the group id is not hex")?,
-    ))
-}
-
-fn print(json: bool, value: &serde_json::Value, text: &str) -> Result<()> {
-    if json {
-        println!("{value}");
-    } else {
-        println!("{text}");
     }
     Ok(())
 }
