@@ -7,7 +7,7 @@ use thiserror::Error;
 pub enum ContactError {
     /// The link is not a Kith invite, or it was damaged or tampered with.
     #[error("invalid invite link: {0}")]
-    Link(#[from] kith_crypto::invite::InviteError),
+    Link(kith_crypto::invite::InviteError),
     /// The link expired before it was used.
     #[error("the invite link expired at {expires_at} (Unix seconds); ask for a new one")]
     Expired {
@@ -25,13 +25,13 @@ pub enum ContactError {
     BadTtl(u64),
     /// A handshake message did not decode.
     #[error("handshake message: {0}")]
-    Wire(#[from] super::wire::WireError),
+    Wire(super::wire::WireError),
     /// The handshake channel failed (a tampered or replayed message).
     #[error("handshake channel: {0}")]
-    Channel(#[from] kith_crypto::channel::ChannelError),
+    Channel(kith_crypto::channel::ChannelError),
     /// A device certificate or KeyPackage does not verify for the identity it claims.
     #[error("certificate: {0}")]
-    Certificate(#[from] kith_crypto::certificate::CertificateError),
+    Certificate(kith_crypto::certificate::CertificateError),
     /// A KeyPackage is malformed or invalid.
     #[error("KeyPackage: {0}")]
     KeyPackage(String),
@@ -46,11 +46,49 @@ pub enum ContactError {
     },
     /// The group engine failed while making KeyPackages.
     #[error("group: {0}")]
-    Group(#[from] crate::group::GroupError),
+    Group(crate::group::GroupError),
     /// SQLite failed.
     #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     /// A stored value does not decode (a damaged database).
     #[error("stored {0} is malformed")]
     Malformed(&'static str),
+}
+
+// `From` by hand rather than `#[from]`: the message already includes the cause, and a
+// `source` as well would print it twice in an error chain (`kith: …: x: x`).
+impl From<kith_crypto::invite::InviteError> for ContactError {
+    fn from(error: kith_crypto::invite::InviteError) -> Self {
+        Self::Link(error)
+    }
+}
+
+impl From<super::wire::WireError> for ContactError {
+    fn from(error: super::wire::WireError) -> Self {
+        Self::Wire(error)
+    }
+}
+
+impl From<kith_crypto::channel::ChannelError> for ContactError {
+    fn from(error: kith_crypto::channel::ChannelError) -> Self {
+        Self::Channel(error)
+    }
+}
+
+impl From<kith_crypto::certificate::CertificateError> for ContactError {
+    fn from(error: kith_crypto::certificate::CertificateError) -> Self {
+        Self::Certificate(error)
+    }
+}
+
+impl From<crate::group::GroupError> for ContactError {
+    fn from(error: crate::group::GroupError) -> Self {
+        Self::Group(error)
+    }
+}
+
+impl From<rusqlite::Error> for ContactError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Sqlite(error)
+    }
 }
