@@ -339,15 +339,8 @@ impl Handshake<'_> {
                 ReplyBody::Refused(refusal)
             }
             (None, None) => {
-                let packages = check_card(db, &card, &joiner)?;
-                let contact = store::upsert_contact(db, &joiner, &card.certificate, now)?;
-                store::stock_key_packages(db, contact, &joiner.device_id.0, &packages, now)?;
-                out.events.push(Event::ContactAdded {
-                    contact: joiner.identity_key.to_bytes(),
-                    address: joiner.delivery_address.clone(),
-                    sas: channel.short_authentication_string(),
-                });
-                ReplyBody::Accepted(Some(Box::new(self.card(db, STOCK + 1, true)?)))
+                let sas = channel.short_authentication_string();
+                self.accept_contact(db, now, &card, &joiner, sas, &mut out)?
             }
             (None, Some(group)) => {
                 let packages = check_card(db, &card, &joiner)?;
@@ -375,6 +368,28 @@ impl Handshake<'_> {
             recipient: joiner.delivery_address,
         });
         Ok(out)
+    }
+
+    /// Stores the joiner of a contact invite as a verified contact; returns the reply.
+    fn accept_contact(
+        &self,
+        db: &Connection,
+        now: u64,
+        card: &Card,
+        joiner: &VerifiedDevice,
+        sas: String,
+        out: &mut HandshakeOutput,
+    ) -> Result<ReplyBody, ContactError> {
+        let packages = check_card(db, card, joiner)?;
+        let contact = store::upsert_contact(db, joiner, &card.certificate, now)?;
+        store::stock_key_packages(db, contact, &joiner.device_id.0, &packages, now)?;
+        out.events.push(Event::ContactAdded {
+            contact: joiner.identity_key.to_bytes(),
+            address: joiner.delivery_address.clone(),
+            sas,
+        });
+        let own = self.card(db, STOCK + 1, true)?;
+        Ok(ReplyBody::Accepted(Some(Box::new(own))))
     }
 
     fn on_reply(
