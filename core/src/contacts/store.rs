@@ -235,7 +235,7 @@ pub(crate) fn contact_id(
         .optional()?)
 }
 
-/// Adds KeyPackages to a contact device's stock, then keeps only the newest [`STOCK`]
+/// Adds KeyPackages to a contact device's stock (each at most once), then keeps only the newest [`STOCK`]
 /// ordinary ones and the newest last-resort one.
 pub(crate) fn stock_key_packages(
     db: &Connection,
@@ -245,10 +245,13 @@ pub(crate) fn stock_key_packages(
     now: u64,
 ) -> Result<(), ContactError> {
     for (package, is_last_resort) in packages {
+        // A package already stocked (a replayed message) is not stocked twice.
         db.execute(
             "INSERT INTO contact_key_packages
                  (contact_id, device_id, key_package, is_last_resort, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+             SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (
+                 SELECT 1 FROM contact_key_packages
+                 WHERE contact_id = ?1 AND device_id = ?2 AND key_package = ?3)",
             params![
                 contact,
                 &device_id[..],

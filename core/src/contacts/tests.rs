@@ -128,7 +128,24 @@ fn invite_join_makes_verified_contacts_with_stocked_key_packages_on_both_sides()
     assert!(at_b.contains(&Event::Group(group::Event::Joined {
         group: group.clone()
     })));
-    deliver(&a, &drain(&b), now()).unwrap();
+    let refill = drain(&b);
+    assert_eq!(refill.len(), 1);
+    deliver(&a, &refill, now()).unwrap();
+    assert_eq!(a.contacts().unwrap()[0].devices[0].key_packages, STOCK + 1);
+    // The same refill again (a replay under a new Message-ID): nothing is stocked twice.
+    deliver(&a, &refill, now()).unwrap();
+    let distinct: i64 = a
+        .account()
+        .database()
+        .read(|db| {
+            Ok(db.query_row(
+                "SELECT count(DISTINCT key_package) FROM contact_key_packages",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(distinct as usize, STOCK + 1);
     assert_eq!(a.contacts().unwrap()[0].devices[0].key_packages, STOCK + 1);
     assert_eq!(b.chats().unwrap()[0].group, group);
 }
