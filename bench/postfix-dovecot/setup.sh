@@ -62,11 +62,17 @@ make_user_and_dirs() {
 }
 
 make_certificate() {
+    # An end-entity certificate (CA:FALSE): clients that pin it as their only trust anchor
+    # (Kith's --ca-cert, rustls/webpki) refuse a CA certificate used as a server's own.
     if [ ! -s "$DIR/cert.pem" ] || ! openssl x509 -in "$DIR/cert.pem" -noout -subject \
-        | grep -q "CN *= *$DOMAIN\$"; then
+        | grep -q "CN *= *$DOMAIN\$" || openssl x509 -in "$DIR/cert.pem" -noout -text \
+        | grep -q "CA:TRUE"; then
         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
             -days 3650 -subj "/CN=$DOMAIN" \
             -addext "subjectAltName=DNS:$DOMAIN,IP:127.0.0.1" \
+            -addext "basicConstraints=critical,CA:FALSE" \
+            -addext "keyUsage=critical,digitalSignature" \
+            -addext "extendedKeyUsage=serverAuth" \
             -keyout "$DIR/key.pem" -out "$DIR/cert.pem" 2>/dev/null
     fi
     chmod 0644 "$DIR/cert.pem"
@@ -82,8 +88,7 @@ make_accounts() {
     vmail_uid=$(id -u vmail)
     vmail_gid=$(id -g vmail)
     python3 -W ignore::DeprecationWarning - "$DIR" "$DOMAIN" "$COUNT" "$VMAIL" "$vmail_uid" "$vmail_gid" <<'EOF'
-import crypt, os, secrets, string, sys, warnings
-warnings.filterwarnings("ignore")
+import os, secrets, string, subprocess, sys
 d, domain, count, vmail, uid, gid = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 path = os.path.join(d, "accounts.txt")
 accounts = [l.strip().split(":", 1) for l in open(path) if ":" in l]
@@ -109,9 +114,15 @@ if os.path.exists(users_path):
         parts = l.rstrip("\n").split(":")
         if len(parts) > 1:
             hashes[parts[0]] = parts[1]
+# SHA512-crypt by `openssl passwd -6` in one batch (Python's crypt module is gone in 3.13).
+todo = [p for a, p in accounts if a not in hashes]
+if todo:
+    out = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input="\n".join(todo) + "\n",
+                         capture_output=True, text=True, check=True).stdout.split()
+    fresh = dict(zip(todo, out))
 with open(users_path + ".new", "w") as f:
     for a, p in accounts:
-        h = hashes.get(a) or "{SHA512-CRYPT}" + crypt.crypt(p, crypt.mksalt(crypt.METHOD_SHA512))
+        h = hashes.get(a) or "{SHA512-CRYPT}" + fresh[p]
         local, dom = a.split("@", 1)
         f.write(f"{a}:{h}:{uid}:{gid}::{vmail}/{dom}/{local}::\n")
 os.replace(users_path + ".new", users_path)
@@ -281,8 +292,12 @@ start_servers() {
         postfix start </dev/null >>/var/log/postfix-kith.log 2>&1
     fi
     # Wait for both listeners.
+    # (python3 rather than ss: a minimal Debian has no iproute2.)
     for _ in $(seq 50); do
-        if ss -ltn | grep -q "127.0.0.1:$IMAPS_PORT " && ss -ltn | grep -q "127.0.0.1:$SUBMISSIONS_PORT "; then
+        if python3 -c 'import socket, sys
+for port in sys.argv[1:]:
+    socket.create_connection(("127.0.0.1", int(port)), 1).close()' \
+            "$IMAPS_PORT" "$SUBMISSIONS_PORT" 2>/dev/null; then
             return 0
         fi
         sleep 0.2

@@ -50,6 +50,13 @@ pub enum Event {
         /// The message.
         message: MessageId,
     },
+    /// A stored message changed: a reaction, an edit or a deletion arrived for it.
+    MessageChanged {
+        /// The chat it belongs to.
+        chat: ChatId,
+        /// The message that changed.
+        message: MessageId,
+    },
     /// An outbox envelope was accepted by our relay (SMTP 250).
     EnvelopeSent {
         /// The outbox entry that was sent (and is now gone).

@@ -136,9 +136,25 @@ async fn an_envelope_goes_from_a_to_b_through_idle_and_leaves_the_relay_after_co
     relay.wait_for_mailbox_len(b.address(), 0).await;
     assert_eq!(message_rows(&b), vec![key]);
 
+    // And back from B, whose outbox submits with STARTTLS on port 587's equivalent.
+    let mut b_events = b.events().subscribe();
+    let b_outbox = b.outbox(fast_outbox());
+    let b_sender = tokio::spawn({
+        let stop = stop.clone();
+        async move { b_outbox.run(stop).await }
+    });
+    let (reply, _) = envelope(b.address());
+    let queued = b.queue_envelope(&reply, &[a.address().to_owned()]).unwrap();
+    wait_for_event(&mut b_events, |e| {
+        *e == Event::EnvelopeSent { outbox: queued }
+    })
+    .await;
+    relay.wait_for_mailbox_len(a.address(), 1).await;
+
     stop.cancel();
     inbox.await.unwrap().unwrap();
     sender.await.unwrap().unwrap();
+    b_sender.await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

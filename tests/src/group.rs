@@ -35,7 +35,16 @@ impl ClientDevice {
         name: &'static str,
         stop: &CancellationToken,
     ) -> Result<Self> {
-        let account = Account::create(&dir, endpoint(relay))?;
+        Self::launch(Account::create(&dir, endpoint(relay))?, name, stop).await
+    }
+
+    /// Runs a client for `account` (new or reopened): starts its inbox, waits until it is
+    /// logged in and idling, then starts its outbox; both run until `stop` is cancelled.
+    pub async fn launch(
+        account: Account,
+        name: &'static str,
+        stop: &CancellationToken,
+    ) -> Result<Self> {
         let client = Arc::new(Client::new(account)?);
         let events = client.account().events().subscribe();
         let inbox = client.account().inbox(InboxOptions::default());

@@ -2,6 +2,8 @@
 //! listeners, SQLite store in a temporary directory) and minimal devices that talk to it
 //! with real SMTP (lettre) and IMAP (async-imap) clients.
 pub mod group;
+pub mod process;
+pub mod scenario;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -15,10 +15,17 @@
 //! kith --data-dir D group invite GROUP [--ttl S] [--wait S]   a one-time invite into GROUP
 //! kith --data-dir D group add GROUP MEMBER   MEMBER: a contact's address or fingerprint
 //!                                         (hex or kith:fp1/), or a bundle (hex)
-//! kith --data-dir D send GROUP TEXT       queue a text and send the outbox
+//! kith --data-dir D group remove GROUP ADDRESS | leave GROUP | rename GROUP NAME
+//! kith --data-dir D group members GROUP
+//! kith --data-dir D send GROUP TEXT [--reply-to ID] | send GROUP --file F [--mime M]
+//! kith --data-dir D react GROUP ID EMOJI [--remove]
+//! kith --data-dir D edit GROUP ID TEXT | delete GROUP ID
+//! kith --data-dir D save ID PATH          write a received file to PATH (never overwrites)
 //! kith --data-dir D sync [--seconds N]    fetch and send for N seconds
+//! kith --data-dir D watch [--seconds N]   print what happens, live, until Ctrl-C (or N s)
 //! kith --data-dir D history GROUP         the messages shown in GROUP
 //! ```
+//! Message ids are the hex ids that `send`, `history` and `watch` print.
 //! Every command takes `--json` for machine-readable output.
 //!
 //! Exit codes: 0 success; 1 any other error; 2 bad command line (clap); 3 the invite link
@@ -28,9 +35,6 @@
 //! not answered within `--wait`.
 #![forbid(unsafe_code)]
 
-mod commands;
-mod session;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,12 +43,18 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use kith_core::account::Account;
 use kith_core::client::Client;
-use kith_core::content::Content;
 use kith_core::group::GroupId;
 use kith_core::transport::{RelayEndpoint, TrustAnchor};
+use serde_json::json;
 
-use commands::{group_id, print};
-use session::{sync, Until};
+use session::Until;
+
+mod chat;
+mod commands;
+mod session;
+
+/// How long a command that sends waits for the relay to accept everything it queued.
+const SEND_LIMIT: Duration = Duration::from_secs(10);
 
 #[derive(Parser)]
 #[command(
@@ -114,12 +124,63 @@ enum Command {
     /// Groups.
     #[command(subcommand)]
     Group(GroupCommand),
-    /// Send a text to a group.
+    /// Send a text, a reply or a file to a group.
     Send {
         /// The group id (hex).
         group: String,
-        /// The text.
+        /// The text (not with --file).
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        text: Option<String>,
+        /// Reply to this message (hex id).
+        #[arg(long)]
+        reply_to: Option<String>,
+        /// Send this file instead of a text (chunked if large).
+        #[arg(long, conflicts_with = "reply_to")]
+        file: Option<PathBuf>,
+        /// The file's media type (default: guessed from its extension).
+        #[arg(long, requires = "file")]
+        mime: Option<String>,
+    },
+    /// React to a message with an emoji (or withdraw the reaction).
+    React {
+        /// The group id (hex).
+        group: String,
+        /// The message id (hex).
+        message: String,
+        /// The reaction.
+        emoji: String,
+        /// Withdraw this reaction instead.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Replace the text of one of your messages.
+    Edit {
+        /// The group id (hex).
+        group: String,
+        /// The message id (hex).
+        message: String,
+        /// The new text.
         text: String,
+    },
+    /// Delete one of your messages on every member device.
+    Delete {
+        /// The group id (hex).
+        group: String,
+        /// The message id (hex).
+        message: String,
+    },
+    /// Write a received file to disk.
+    Save {
+        /// The file's message id (hex).
+        message: String,
+        /// Where to write it (must not exist).
+        path: PathBuf,
+    },
+    /// Print events as they happen (JSON lines with --json) until Ctrl-C.
+    Watch {
+        /// Stop after this many seconds.
+        #[arg(long)]
+        seconds: Option<u64>,
     },
     /// Fetch incoming envelopes and send queued ones for a while.
     Sync {
@@ -160,6 +221,30 @@ enum GroupCommand {
         #[arg(long, default_value_t = 0)]
         wait: u64,
     },
+    /// Remove a member device from a group.
+    Remove {
+        /// The group id (hex).
+        group: String,
+        /// The device's address.
+        address: String,
+    },
+    /// Leave a group (a member commits your removal).
+    Leave {
+        /// The group id (hex).
+        group: String,
+    },
+    /// Rename a group for everyone.
+    Rename {
+        /// The group id (hex).
+        group: String,
+        /// The new name.
+        name: String,
+    },
+    /// List a group's member devices.
+    Members {
+        /// The group id (hex).
+        group: String,
+    },
 }
 
 fn main() {
@@ -173,32 +258,7 @@ fn main() {
     let cli = Cli::parse();
     if let Err(error) = run(cli) {
         eprintln!("kith: {error:#}");
-        std::process::exit(exit_code(&error));
-    }
-}
-
-/// The exit code for an error (see the module documentation).
-fn exit_code(error: &anyhow::Error) -> i32 {
-    use kith_core::client::ClientError;
-    use kith_core::contacts::ContactError;
-    if error
-        .downcast_ref::<commands::contacts::Refused>()
-        .is_some()
-    {
-        return 5;
-    }
-    if error
-        .downcast_ref::<commands::contacts::Pending>()
-        .is_some()
-    {
-        return 7;
-    }
-    match error.downcast_ref::<ClientError>() {
-        Some(ClientError::Contact(ContactError::Link(_) | ContactError::WrongKind(_)))
-        | Some(ClientError::Contact(ContactError::OwnInvite)) => 3,
-        Some(ClientError::Contact(ContactError::Expired { .. })) => 4,
-        Some(ClientError::Contact(ContactError::UnknownContact(_))) => 6,
-        _ => 1,
+        std::process::exit(commands::exit_code(&error));
     }
 }
 
@@ -226,10 +286,11 @@ fn run(cli: Cli) -> Result<()> {
         // can send to it right away.
         if !offline {
             let client = Arc::new(Client::new(account).context("starting the client")?);
-            sync(&client, Duration::from_secs(20), Until::Connected)
+            let limit = Some(Duration::from_secs(20));
+            session::run(&client, limit, Until::Connected, |_, _| Ok(()))
                 .context("registering the account on the relay")?;
         }
-        return print(json, &serde_json::json!({ "address": address }), &address);
+        return print(json, &json!({ "address": address }), &address);
     }
     let account = Account::open(&cli.data_dir).context("opening the account")?;
     let client = Arc::new(Client::new(account).context("starting the client")?);
@@ -237,11 +298,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Init { .. } => unreachable!("handled above"),
         Command::Bundle => {
             let bundle = hex::encode(client.bundle()?);
-            print(json, &serde_json::json!({ "bundle": bundle }), &bundle)
+            print(json, &json!({ "bundle": bundle }), &bundle)
         }
         Command::Group(GroupCommand::Create { name }) => {
             let group = hex::encode(client.create_group(&name)?.0);
-            print(json, &serde_json::json!({ "group": group }), &group)
+            print(json, &json!({ "group": group }), &group)
         }
         Command::Group(GroupCommand::Add { group, member }) => {
             commands::contacts::group_add(&client, &group, &member, json)
@@ -253,18 +314,102 @@ fn run(cli: Cli) -> Result<()> {
         Command::Join { link, wait } => commands::contacts::join(&client, &link, wait, json),
         Command::Contacts => commands::contacts::contacts(&client, json),
         Command::Chats => commands::contacts::chats(&client, json),
-        Command::Send { group, text } => {
-            let id = client.send_text(&group_id(&group)?, &text)?;
-            sync(&client, Duration::from_secs(10), Until::Sent)?;
-            print(json, &serde_json::json!({ "message": id }), &id)
+        Command::Group(GroupCommand::Remove { group, address }) => {
+            client.remove_member(&group_id(&group)?, &address)?;
+            session::send_queued(&client, SEND_LIMIT)?;
+            print(json, &json!({ "removed": address }), "removed")
+        }
+        Command::Group(GroupCommand::Leave { group }) => {
+            client.leave_group(&group_id(&group)?)?;
+            session::send_queued(&client, SEND_LIMIT)?;
+            print(
+                json,
+                &json!({ "leaving": true }),
+                "asked the group to remove this device",
+            )
+        }
+        Command::Group(GroupCommand::Rename { group, name }) => {
+            client.rename_group(&group_id(&group)?, &name)?;
+            session::send_queued(&client, SEND_LIMIT)?;
+            print(json, &json!({ "name": name }), "renamed")
+        }
+        Command::Group(GroupCommand::Members { group }) => {
+            let members = client.members(&group_id(&group)?)?;
+            let list: Vec<_> = members
+                .iter()
+                .map(|m| {
+                    json!({ "address": m.address,
+                                 "identity": hex::encode(m.identity.to_bytes()) })
+                })
+                .collect();
+            let text: Vec<_> = members.iter().map(|m| m.address.clone()).collect();
+            print(json, &serde_json::Value::Array(list), &text.join("\n"))
+        }
+        Command::Send {
+            group,
+            text,
+            reply_to,
+            file,
+            mime,
+        } => {
+            let what = match (&file, &text) {
+                (Some(path), _) => chat::Outgoing::File {
+                    path,
+                    mime: mime.as_deref(),
+                },
+                (None, Some(text)) => chat::Outgoing::Text {
+                    text,
+                    reply_to: reply_to.as_deref(),
+                },
+                (None, None) => bail!("give a text or --file"),
+            };
+            let id = chat::send(&client, &group_id(&group)?, what)?;
+            session::send_queued(&client, SEND_LIMIT)?;
+            print(json, &json!({ "message": id }), &id)
+        }
+        Command::React {
+            group,
+            message,
+            emoji,
+            remove,
+        } => {
+            let id = client.react(&group_id(&group)?, &message, &emoji, remove)?;
+            session::send_queued(&client, SEND_LIMIT)?;
+            print(json, &json!({ "message": id }), &id)
+        }
+        Command::Edit {
+            group,
+            message,
+            text,
+        } => {
+            let id = client.edit(&group_id(&group)?, &message, &text)?;
+            session::send_queued(&client, SEND_LIMIT)?;
+            print(json, &json!({ "message": id }), &id)
+        }
+        Command::Delete { group, message } => {
+            let id = client.delete(&group_id(&group)?, &message)?;
+            session::send_queued(&client, SEND_LIMIT)?;
+            print(json, &json!({ "message": id }), &id)
+        }
+        Command::Save { message, path } => {
+            let len = chat::save(&client, &message, &path)?;
+            let text = format!("wrote {len} bytes to {}", path.display());
+            print(json, &json!({ "path": path, "len": len }), &text)
         }
         Command::Sync { seconds } => {
-            let events = sync(&client, Duration::from_secs(seconds), Until::Deadline)?;
-            let mut value = serde_json::json!({ "synced": true });
+            let limit = Some(Duration::from_secs(seconds));
+            let events = commands::contacts::collect(&client, limit, Until::Deadline)?;
+            let mut value = json!({ "synced": true });
             commands::contacts::merge(&mut value, commands::contacts::report(&events, json));
             print(json, &value, "synced")
         }
-        Command::History { group } => history(&client, &group_id(&group)?, json),
+        Command::Watch { seconds } => {
+            let limit = seconds.map(Duration::from_secs);
+            session::run(&client, limit, Until::Deadline, |client, event| {
+                chat::print_event(client, event, json)
+            })
+        }
+        Command::History { group } => chat::history(&client, &group_id(&group)?, json),
     }
 }
 
@@ -302,31 +447,17 @@ fn trusted_certificate(path: &Path) -> Result<PathBuf> {
         .with_context(|| format!("cannot resolve the certificate path {}", path.display()))
 }
 
-fn history(client: &Client, group: &GroupId, json: bool) -> Result<()> {
-    let messages = client.messages(group)?;
-    let rows: Vec<_> = messages
-        .iter()
-        .map(|m| {
-            let text = match &m.content {
-                Content::Text { body, .. } => body.clone(),
-                other => format!("{other:?}"),
-            };
-            (m, text)
-        })
-        .collect();
+fn group_id(hex_id: &str) -> Result<GroupId> {
+    Ok(GroupId(
+        hex::decode(hex_id.trim()).context("the group id is not hex")?,
+    ))
+}
+
+fn print(json: bool, value: &serde_json::Value, text: &str) -> Result<()> {
     if json {
-        let list: Vec<_> = rows
-            .iter()
-            .map(|(m, text)| {
-                serde_json::json!({ "id": m.id, "sender": m.sender, "sent_at": m.sent_at,
-                                    "outgoing": m.is_outgoing, "text": text })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(list));
+        println!("{value}");
     } else {
-        for (m, text) in rows {
-            println!("{} {}: {text}", m.sent_at, m.sender);
-        }
+        println!("{text}");
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! Running the inbox and outbox for a while: what every command that talks to the relay
-//! shares.
+//! Running the inbox, the outbox and the engine's timers for a while: `sync`, `watch`, and
+//! the short runs after each command that sends something.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use kith_core::events::{ConnectionState, Event};
 use kith_core::transport::{InboxOptions, OutboxOptions};
 use tokio_util::sync::CancellationToken;
 
-/// When [`sync`] may stop before its time limit.
+/// When [`run`] may stop before its time limit.
 #[derive(Clone, Copy)]
 pub(crate) enum Until {
     /// Run for the whole limit.
@@ -18,15 +18,24 @@ pub(crate) enum Until {
     Sent,
     /// Stop once the inbox has logged in (which registers a new account on the relay).
     Connected,
-    /// Stop once an event passes this test (and the outbox is empty).
+    /// Stop once an event passes this test and the outbox is empty (not an error if none
+    /// does before the limit).
     Event(fn(&Event) -> bool),
 }
 
-/// Runs the inbox and outbox for up to `limit`, or until `until` holds; returns the events
-/// seen. Fails if the relay refused an envelope, or if `until` (other than an event) still
-/// does not hold at the limit.
-pub(crate) fn sync(client: &Arc<Client>, limit: Duration, until: Until) -> Result<Vec<Event>> {
-    client.handle_timeout()?;
+/// How often the loop looks at events, the outbox and the engine's timers.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Runs the inbox and outbox for up to `limit` (`None`: until Ctrl-C), or until `until`
+/// holds, calling the engine's timers when due and passing every event to `on_event`.
+/// Fails if the relay refused an envelope, or if `until` still does not hold at the limit.
+pub(crate) fn run(
+    client: &Arc<Client>,
+    limit: Option<Duration>,
+    until: Until,
+    mut on_event: impl FnMut(&Client, &Event) -> Result<()>,
+) -> Result<()> {
+    let mut next_timeout = client.handle_timeout()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
         let stop = CancellationToken::new();
@@ -43,9 +52,10 @@ pub(crate) fn sync(client: &Arc<Client>, limit: Duration, until: Until) -> Resul
             let outbox = outbox.clone();
             async move { outbox.run(stop).await }
         });
+        let interrupted = tokio::spawn(async { tokio::signal::ctrl_c().await.is_ok() });
         let (mut connected, mut refused, mut matched) = (false, 0usize, false);
-        let mut seen = Vec::new();
-        let deadline = tokio::time::Instant::now() + limit;
+        let deadline = limit.map(|limit| tokio::time::Instant::now() + limit);
+        let mut failure = None;
         loop {
             while let Ok(event) = events.try_recv() {
                 match &event {
@@ -56,7 +66,12 @@ pub(crate) fn sync(client: &Arc<Client>, limit: Duration, until: Until) -> Resul
                 if let Until::Event(wanted) = until {
                     matched |= wanted(&event);
                 }
-                seen.push(event);
+                if let Err(error) = on_event(client, &event) {
+                    failure = Some(error);
+                }
+            }
+            if next_timeout.is_some_and(|due| due <= unix_now()) {
+                next_timeout = client.handle_timeout()?;
             }
             let done = match until {
                 Until::Deadline => false,
@@ -64,14 +79,19 @@ pub(crate) fn sync(client: &Arc<Client>, limit: Duration, until: Until) -> Resul
                 Until::Connected => connected,
                 Until::Event(_) => matched && outbox.pending()? == 0,
             };
-            if done || tokio::time::Instant::now() >= deadline {
+            let late = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+            if done || late || interrupted.is_finished() || failure.is_some() {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(TICK).await;
         }
         stop.cancel();
+        interrupted.abort();
         inbox_task.await.context("inbox task")??;
         outbox_task.await.context("outbox task")??;
+        if let Some(error) = failure {
+            return Err(error);
+        }
         if refused > 0 {
             bail!(
                 "the relay refused {refused} envelope(s) for good; a recipient may not have \
@@ -85,7 +105,19 @@ pub(crate) fn sync(client: &Arc<Client>, limit: Duration, until: Until) -> Resul
             Until::Connected if !connected => {
                 bail!("could not log in to the relay; run `kith sync` to try again")
             }
-            _ => Ok(seen),
+            _ => Ok(()),
         }
     })
+}
+
+/// Runs until the outbox is empty (at most `limit`), ignoring events.
+pub(crate) fn send_queued(client: &Arc<Client>, limit: Duration) -> Result<()> {
+    run(client, Some(limit), Until::Sent, |_, _| Ok(()))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

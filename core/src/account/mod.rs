@@ -64,25 +64,50 @@ impl Account {
     /// random password (the relay creates the account on first login), and a device
     /// certificate binding them. Fails if the directory already holds an account.
     pub fn create(data_dir: &Path, relay: RelayEndpoint) -> Result<Self, AccountError> {
+        Self::create_device(data_dir, relay, IdentityKey::generate(&mut OsRng))
+    }
+
+    /// Creates the account of another device of the user whose identity key is `identity`:
+    /// its own relay address, keys and certificate, signed by that identity, so members
+    /// accept it as the same user. Device linking delivers the identity key to a new device
+    /// over the link channel and then calls this.
+    pub fn create_device(
+        data_dir: &Path,
+        relay: RelayEndpoint,
+        identity: IdentityKey,
+    ) -> Result<Self, AccountError> {
+        let address = format!(
+            "{}@{}",
+            random_string(LOCAL_ALPHABET, ADDRESS_LOCAL_LEN),
+            relay.domain
+        );
+        let password = Zeroizing::new(random_string(PASSWORD_ALPHABET, PASSWORD_LEN));
+        Self::create_with_login(data_dir, relay, address, password, identity)
+    }
+
+    /// Creates an account for a mailbox that already exists on a standard mail server
+    /// (Postfix + Dovecot, say), which does not create accounts on first login: the
+    /// address and password are the server's, the identity key is new or the user's.
+    pub fn create_with_login(
+        data_dir: &Path,
+        relay: RelayEndpoint,
+        address: String,
+        password: Zeroizing<String>,
+        identity: IdentityKey,
+    ) -> Result<Self, AccountError> {
         create_private_dir(data_dir)?;
         let db = Database::open(data_dir)?;
         if db.read(db::device::load_device).is_ok() {
             return Err(AccountError::AlreadyExists(data_dir.to_owned()));
         }
         let now = crate::transport::unix_millis() / 1000;
-        let address = format!(
-            "{}@{}",
-            random_string(LOCAL_ALPHABET, ADDRESS_LOCAL_LEN),
-            relay.domain
-        );
         let device = DeviceRecord {
             device_id: DeviceId::generate(&mut OsRng),
             address,
-            password: Zeroizing::new(random_string(PASSWORD_ALPHABET, PASSWORD_LEN)),
+            password,
             relay,
             created_at: now,
         };
-        let identity = IdentityKey::generate(&mut OsRng);
         let signing = DeviceSigningKey::generate(&mut OsRng);
         let certificate = DeviceCertificate::issue(
             &identity,

@@ -32,4 +32,24 @@ pub enum ClientError {
         /// Which value.
         what: &'static str,
     },
+    /// A file is larger than [`super::MAX_FILE_LEN`].
+    #[error("the file has {len} bytes; at most {max} can be sent")]
+    FileTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// No shown message of the chat has this id.
+    #[error("no message {id} in this chat")]
+    UnknownMessage {
+        /// The id given.
+        id: String,
+    },
+    /// Only a message's sender may edit or delete it.
+    #[error("message {id} was sent by someone else; only its sender may change it")]
+    NotOwnMessage {
+        /// The id given.
+        id: String,
+    },
 }

@@ -17,9 +17,13 @@
 mod bundle;
 mod contacts;
 mod errors;
+mod groups;
+mod history;
+mod messages;
 pub(crate) mod store;
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
 use kith_crypto::envelope::{
@@ -34,12 +38,15 @@ use tokio::sync::Notify;
 pub use bundle::{Bundle, BundleError, BUNDLE_VERSION, MAX_KEY_PACKAGE_LEN};
 pub use contacts::Chat;
 pub use errors::ClientError;
+pub use groups::GroupSummary;
+pub use history::{ChatMessage, FileData, MessageBody};
+pub use messages::{DEFAULT_FILE_CHUNK_LEN, MAX_FILE_LEN};
 
 use crate::account::Account;
 use crate::contacts::{store as contact_rows, Via, REFUSAL_GRACE};
 use crate::content::Content;
 use crate::db::Database;
-use crate::events::{ChatId, Event, EventBus, MessageId};
+use crate::events::{Event, EventBus};
 use crate::group::{self, GroupEngine, GroupId, Incoming, NewDevice, OpenedWith, Outgoing, Output};
 use crate::transport::Outbox;
 
@@ -65,6 +72,8 @@ pub struct Client {
     envelope_key: DeviceKeypair,
     /// Events of inbox transactions, emitted by the publisher thread once the commit is done.
     after_commit: mpsc::Sender<Vec<Event>>,
+    /// The largest chunk [`Client::send_file`] puts in one message.
+    file_chunk_len: AtomicUsize,
 }
 
 impl std::fmt::Debug for Client {
@@ -95,7 +104,18 @@ impl Client {
             engine,
             envelope_key,
             after_commit,
+            file_chunk_len: AtomicUsize::new(DEFAULT_FILE_CHUNK_LEN),
         })
+    }
+
+    /// Sets the largest chunk of a file sent in one message (at least 1 KiB), for a relay
+    /// with a small size limit.
+    pub fn set_file_chunk_len(&self, len: usize) {
+        self.file_chunk_len.store(len.max(1024), Ordering::Relaxed);
+    }
+
+    fn file_chunk_len(&self) -> usize {
+        self.file_chunk_len.load(Ordering::Relaxed)
     }
 
     /// The account.
@@ -153,32 +173,8 @@ impl Client {
         })
     }
 
-    /// Sends a text to `group` and stores it as sent; returns its id (hex).
-    pub fn send_text(&self, group: &GroupId, text: &str) -> Result<String, ClientError> {
-        self.command(|tx, now, events| {
-            let content = Content::Text {
-                body: text.to_owned(),
-                reply_to: None,
-            };
-            let (id, out) = self
-                .engine
-                .send(tx, now, &mut OsRng, group, content.clone())?;
-            let message = StoredMessage {
-                id: hex::encode(id.0),
-                sender: self.account.address().to_owned(),
-                content,
-                sent_at: now,
-                is_outgoing: true,
-            };
-            let chat = store::chat_of(tx, group, now)?;
-            let identity = self.account.identity().public_key().to_bytes();
-            store::insert_message(tx, chat, &message, &identity, now)?;
-            self.apply(tx, now, out, events)?;
-            Ok(message.id)
-        })
-    }
-
-    /// The messages shown in `group`, oldest first.
+    /// Every stored message of `group` as it arrived (texts, reactions, edits, ...; a
+    /// file once, as its metadata), oldest first; [`Client::history`] folds them for display.
     pub fn messages(&self, group: &GroupId) -> Result<Vec<StoredMessage>, ClientError> {
         self.transaction(|tx, _| store::messages(tx, group))
     }
@@ -218,7 +214,8 @@ impl Client {
     /// Handles one envelope inside the caller's transaction: opens it with an epoch key,
     /// this device's key or the first-message key of a live invite; handshake frames go to
     /// the contacts module, the rest to the engine; an envelope no key opens is stashed.
-    /// Then applies the output. Returns the events to emit after the commit.
+    /// Then applies the output. Returns the events; once the caller's transaction has
+    /// committed, hand them to [`Client::committed`].
     pub fn handle_envelope(
         &self,
         tx: &Connection,
@@ -254,6 +251,17 @@ impl Client {
         let out = self.engine.receive(tx, now, incoming)?;
         self.apply(tx, now, out, &mut events)?;
         Ok(events)
+    }
+
+    /// What follows the commit of a [`Client::handle_envelope`] transaction: erased texts
+    /// are scrubbed from the WAL, the outbox is woken for what the envelope produced, and
+    /// the events are emitted.
+    pub fn committed(&self, events: Vec<Event>) {
+        scrub_wal_after(self.account.database(), &events);
+        self.account.outbox_wake().notify_one();
+        for event in events {
+            self.account.events().emit(event);
+        }
     }
 
     /// Seals and queues every outgoing frame, records events (storing messages), and
@@ -398,12 +406,8 @@ impl Client {
                     sent_at: message.sent_at,
                     is_outgoing: false,
                 };
-                if store::insert_message(tx, chat, &stored, &identity.to_bytes(), now)? {
-                    events.push(Event::MessageReceived {
-                        chat: ChatId(chat),
-                        message: MessageId(stored.id),
-                    });
-                }
+                let stored = history::store(tx, chat, &stored, &identity.to_bytes(), now)?;
+                events.extend(self.after_store(tx, &group, chat, stored)?);
             }
             other => {
                 if let group::Event::Joined { group } = &other {
@@ -424,6 +428,7 @@ impl Client {
     ) -> Result<T, ClientError> {
         let mut events = Vec::new();
         let value = self.transaction(|tx, now| work(tx, now, &mut events))?;
+        scrub_wal_after(self.account.database(), &events);
         self.account.outbox_wake().notify_one();
         for event in events {
             self.account.events().emit(event);
@@ -456,6 +461,7 @@ fn spawn_publisher(db: Database, bus: EventBus, wake: Arc<Notify>) -> mpsc::Send
     std::thread::spawn(move || {
         for batch in receiver {
             let _ = db.read(|_| Ok(()));
+            scrub_wal_after(&db, &batch);
             wake.notify_one();
             for event in batch {
                 bus.emit(event);
@@ -463,6 +469,25 @@ fn spawn_publisher(db: Database, bus: EventBus, wake: Arc<Notify>) -> mpsc::Send
         }
     });
     sender
+}
+
+/// After a deletion (or any change to a message), checkpoints the WAL and truncates it, so
+/// the erased text does not linger in old WAL frames (`secure_delete` covers the main file
+/// only). A failure is logged: the text is already gone from the database itself.
+fn scrub_wal_after(db: &Database, events: &[Event]) {
+    if !events
+        .iter()
+        .any(|e| matches!(e, Event::MessageChanged { .. }))
+    {
+        return;
+    }
+    let result = db.read(|conn| {
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    });
+    if let Err(error) = result {
+        tracing::warn!(%error, "could not truncate the WAL after a deletion");
+    }
 }
 
 fn unix_now() -> u64 {

@@ -113,14 +113,14 @@ pub(crate) fn insert_message(
     Ok(inserted == 1)
 }
 
-/// The messages of a group, oldest first.
+/// The messages of a group, oldest first (deleted ones, whose content is gone, left out).
 pub(crate) fn messages(
     db: &Connection,
     group: &GroupId,
 ) -> Result<Vec<StoredMessage>, ClientError> {
     let mut stmt = db.prepare(
         "SELECT m.id, m.sender_device, m.content, m.sent_at, m.state FROM messages m
-         JOIN chats c ON c.id = m.chat_id WHERE c.group_id = ?1
+         JOIN chats c ON c.id = m.chat_id WHERE c.group_id = ?1 AND LENGTH(m.content) > 0
          ORDER BY m.sent_at, m.rowid",
     )?;
     let rows = stmt.query_map([&group.0], |row| {

@@ -1,5 +1,5 @@
 //! The contacts module's rows: pending invites (ours), pending joins (theirs), contacts,
-//! their devices and the stock of their KeyPackages (migration 3).
+//! their devices and the stock of their KeyPackages (migration 4).
 use kith_crypto::certificate::{DeviceCertificate, VerifiedDevice};
 use kith_crypto::identity::IdentityPublicKey;
 use rusqlite::{params, Connection, OptionalExtension};

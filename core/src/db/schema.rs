@@ -89,7 +89,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         learned_at    INTEGER NOT NULL
     ) STRICT;
     "#,
-    // 3: contacts: our pending invites, our joins waiting for a reply, and each contact
+    // 3: the chunks of files (a file's message row appears once every chunk is here).
+    r#"
+    CREATE TABLE file_chunks (
+        file_id       TEXT NOT NULL,           -- the file's message id (hex)
+        idx           INTEGER NOT NULL,
+        count         INTEGER NOT NULL,
+        data          BLOB NOT NULL,
+        PRIMARY KEY (file_id, idx)
+    ) STRICT;
+    "#,
+    // 4: contacts: our pending invites, our joins waiting for a reply, and each contact
     // device's stock of KeyPackages.
     r#"
     CREATE TABLE invites (

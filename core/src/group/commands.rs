@@ -10,7 +10,7 @@ use kith_crypto::mls::{
     EpochExport, KithProvider, MAX_ADDS_PER_COMMIT,
 };
 use rand::{CryptoRng, RngCore};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::errors::{malformed, mls, GroupError};
@@ -194,7 +194,8 @@ impl GroupEngine {
         Ok(self.send(db, now, rng, group, Content::LeaveRequest)?.1)
     }
 
-    /// Renames the group (an application message; the latest by (time, id) wins everywhere).
+    /// Renames the group (an application message; the latest by (time, id) wins everywhere;
+    /// its time is later than the name this device shows, so a rename always replaces it).
     pub fn rename(
         &self,
         db: &Connection,
@@ -203,8 +204,19 @@ impl GroupEngine {
         group: &GroupId,
         name: &str,
     ) -> Result<Output, GroupError> {
+        // A rename must beat the name this device shows, even within the same second: its
+        // time is at least one past that name's (renames are ordered by time, then id).
+        let shown_at: i64 = db
+            .query_row(
+                "SELECT name_sent_at FROM kith_groups WHERE group_id = ?1",
+                params![group.0],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or(GroupError::UnknownGroup)?;
+        let sent_at = now.max((shown_at as u64).saturating_add(1));
         let content = Content::Rename { name: name.into() };
-        Ok(self.send(db, now, rng, group, content)?.1)
+        Ok(self.send(db, sent_at, rng, group, content)?.1)
     }
 
     /// Sends application content to the group; returns the message's id.

@@ -106,3 +106,22 @@ impl GroupEngine {
         Ok(next.map(|t| t.max(0) as u64))
     }
 }
+
+impl GroupEngine {
+    /// Forgets this device's copies of its own sent messages `ids` (kept for re-sending if
+    /// fork choice drops their epoch), so the text of a deleted message leaves the disk. A
+    /// forgotten message is not re-sent; its deletion, which is re-sent, covers that.
+    pub fn forget_sent(
+        &self,
+        db: &Connection,
+        group: &GroupId,
+        ids: &[crate::content::MessageId],
+    ) -> Result<(), GroupError> {
+        let mut stmt =
+            db.prepare_cached("DELETE FROM kith_sent WHERE group_id = ?1 AND message_id = ?2")?;
+        for id in ids {
+            stmt.execute(params![group.0, &id.0[..]])?;
+        }
+        Ok(())
+    }
+}

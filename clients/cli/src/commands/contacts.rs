@@ -12,8 +12,22 @@ use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
 use serde_json::json;
 
-use super::{group_id, print};
-use crate::session::{sync, Until};
+use crate::session::{self, Until};
+use crate::{group_id, print, SEND_LIMIT};
+
+/// Runs the inbox and outbox like [`session::run`] and returns every event seen.
+pub(crate) fn collect(
+    client: &Arc<Client>,
+    limit: Option<Duration>,
+    until: Until,
+) -> Result<Vec<Event>> {
+    let mut seen = Vec::new();
+    session::run(client, limit, until, |_, event| {
+        seen.push(event.clone());
+        Ok(())
+    })?;
+    Ok(seen)
+}
 
 fn is_answer(event: &Event) -> bool {
     matches!(
@@ -87,7 +101,8 @@ fn wait_for_joiner(
     json: bool,
 ) -> Result<()> {
     if wait > 0 {
-        let events = sync(client, Duration::from_secs(wait), Until::Event(is_answer))?;
+        let limit = Some(Duration::from_secs(wait));
+        let events = collect(client, limit, Until::Event(is_answer))?;
         merge(&mut value, report(&events, json));
     }
     if json {
@@ -133,10 +148,14 @@ pub(crate) fn join(client: &Arc<Client>, link: &str, wait: u64, json: bool) -> R
         joining.sas
     );
     if wait == 0 {
-        sync(client, Duration::from_secs(10), Until::Sent)?;
+        session::send_queued(client, SEND_LIMIT)?;
         return print(json, &value, &text);
     }
-    let events = sync(client, Duration::from_secs(wait), Until::Event(is_answer))?;
+    let events = collect(
+        client,
+        Some(Duration::from_secs(wait)),
+        Until::Event(is_answer),
+    )?;
     let (added, failure) = answers(&events);
     if let Some(reason) = failure {
         return Err(Refused(reason).into());
@@ -257,6 +276,6 @@ pub(crate) fn group_add(client: &Arc<Client>, group: &str, member: &str, json: b
         }
         Err(other) => return Err(other.into()),
     }
-    sync(client, Duration::from_secs(10), Until::Sent)?;
+    session::send_queued(client, SEND_LIMIT)?;
     print(json, &json!({ "added": true }), "added")
 }

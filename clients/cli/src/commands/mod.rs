@@ -1,22 +1,21 @@
-//! The commands beyond `init`, one file per area; helpers they share.
+//! Commands in files of their own (the contact commands), and the exit codes.
 pub(crate) mod contacts;
 
-use anyhow::{Context, Result};
-use kith_core::group::GroupId;
-
-/// A group id from its hex form.
-pub(crate) fn group_id(hex_id: &str) -> Result<GroupId> {
-    Ok(GroupId(
-        hex::decode(hex_id.trim()).context("the group id is not hex")?,
-    ))
-}
-
-/// Prints `value` as one line of JSON, or `text`.
-pub(crate) fn print(json: bool, value: &serde_json::Value, text: &str) -> Result<()> {
-    if json {
-        println!("{value}");
-    } else {
-        println!("{text}");
+/// The exit code for an error (see the crate documentation).
+pub(crate) fn exit_code(error: &anyhow::Error) -> i32 {
+    use kith_core::client::ClientError;
+    use kith_core::contacts::ContactError;
+    if error.downcast_ref::<contacts::Refused>().is_some() {
+        return 5;
     }
-    Ok(())
+    if error.downcast_ref::<contacts::Pending>().is_some() {
+        return 7;
+    }
+    match error.downcast_ref::<ClientError>() {
+        Some(ClientError::Contact(ContactError::Link(_) | ContactError::WrongKind(_)))
+        | Some(ClientError::Contact(ContactError::OwnInvite)) => 3,
+        Some(ClientError::Contact(ContactError::Expired { .. })) => 4,
+        Some(ClientError::Contact(ContactError::UnknownContact(_))) => 6,
+        _ => 1,
+    }
 }
