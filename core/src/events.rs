@@ -107,6 +107,20 @@ pub enum Event {
         /// The contact's identity key (32 bytes).
         contact: [u8; 32],
     },
+    /// An invite handshake made a verified contact (on both sides).
+    ContactAdded {
+        /// The contact's identity key (32 bytes).
+        contact: [u8; 32],
+        /// The contact device's delivery address.
+        address: String,
+        /// The 6-digit short authentication string ("123 456") both screens show.
+        sas: String,
+    },
+    /// A join we sent was refused or did not check out.
+    JoinFailed {
+        /// Why.
+        reason: crate::contacts::JoinFailure,
+    },
     /// An incoming envelope could not be used and was dropped from the relay.
     IncomingDropped {
         /// Why, for a log (never content).

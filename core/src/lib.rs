@@ -7,6 +7,8 @@
 //! - [`transport`]: the outbox (SMTP submission) and the inbox loop (IMAP with IDLE), which
 //!   deletes a message from the relay only after its effects are committed;
 //! - [`events`]: the typed event stream clients render.
+//! - [`contacts`]: invites, the sans-IO invite/join handshake, verified contacts and their
+//!   KeyPackage stock;
 //! - [`group`] and [`content`]: the sans-IO group engine and what messages say (below).
 //!
 //! [`group::GroupEngine`] runs MLS groups over relays that order nothing, sans-IO: the
@@ -98,6 +100,7 @@
 
 pub mod account;
 pub mod client;
+pub mod contacts;
 pub mod content;
 pub mod db;
 pub mod events;

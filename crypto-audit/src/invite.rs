@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! version             u8    = 1
-//! kind                u8    1 = contact invite, 2 = device link
-//! fingerprint         [32]  only for kind 1: the inviter's identity fingerprint
+//! kind                u8    1 = contact invite, 2 = device link, 3 = group invite
+//! fingerprint         [32]  only for kinds 1 and 3: the inviter's identity fingerprint
 //! channel_public_key  [32]  the inviter's ephemeral X25519 key for the channel
 //! delivery_address    u16 length ‖ bytes (the certificate's address rule)
 //! invite_secret       [16]  one-time secret
@@ -35,6 +35,7 @@ pub const INVITE_HTTPS_PATH: &str = "/i1#";
 pub const INVITE_SECRET_LEN: usize = 16;
 const KIND_CONTACT: u8 = 1;
 const KIND_DEVICE_LINK: u8 = 2;
+const KIND_GROUP: u8 = 3;
 
 /// What can go wrong reading an invite.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -51,7 +52,7 @@ pub enum InviteError {
     /// The version byte is not one this code understands (perhaps a newer Kith made it).
     #[error("unsupported invite version {0}")]
     UnsupportedVersion(u8),
-    /// The kind byte is neither contact invite nor device link.
+    /// The kind byte is none of contact invite, device link and group invite.
     #[error("unknown invite kind {0}")]
     UnknownKind(u8),
     /// Bytes follow the payload.
@@ -107,6 +108,13 @@ pub enum InviteKind {
     },
     /// Link a new device (the inviter) to the scanning device's account.
     DeviceLink,
+    /// Join a group: the inviting device (a member, whose identity has this fingerprint)
+    /// adds whoever answers. The link names no group: the joiner learns it from the
+    /// Welcome, and someone who sees the link learns nothing about the group.
+    Group {
+        /// The inviting member's identity fingerprint.
+        fingerprint: Fingerprint,
+    },
 }
 
 /// The content of a QR code or invite link.
@@ -137,6 +145,10 @@ impl InvitePayload {
                 out.extend_from_slice(fingerprint.as_bytes());
             }
             InviteKind::DeviceLink => out.push(KIND_DEVICE_LINK),
+            InviteKind::Group { fingerprint } => {
+                out.push(KIND_GROUP);
+                out.extend_from_slice(fingerprint.as_bytes());
+            }
         }
         out.extend_from_slice(&self.channel_public_key);
         // check_address bounds the length to 254.
@@ -159,6 +171,9 @@ impl InvitePayload {
                 fingerprint: Fingerprint::from_bytes(r.array()?),
             },
             KIND_DEVICE_LINK => InviteKind::DeviceLink,
+            KIND_GROUP => InviteKind::Group {
+                fingerprint: Fingerprint::from_bytes(r.array()?),
+            },
             other => return Err(InviteError::UnknownKind(other)),
         };
         let channel_public_key = r.array()?;
@@ -271,6 +286,9 @@ mod tests {
                 fingerprint: Fingerprint::from_bytes([9; 32]),
             },
             InviteKind::DeviceLink,
+            InviteKind::Group {
+                fingerprint: Fingerprint::from_bytes([3; 32]),
+            },
         ] {
             let invite = sample(kind);
             assert_eq!(
@@ -326,6 +344,29 @@ mod tests {
             Err(InviteError::MalformedEncoding)
         );
         assert!(!format!("{invite:?}").contains(&hex::encode(invite.invite_secret.as_bytes())));
+    }
+
+    #[test]
+    fn group_invites_have_kind_3_and_the_contact_layout() {
+        let fingerprint = Fingerprint::from_bytes([5; 32]);
+        let group = sample(InviteKind::Group { fingerprint })
+            .encode()
+            .expect("encode");
+        assert_eq!(group[1], 3);
+        assert_eq!(&group[2..34], &[5; 32]);
+        // The same bytes under kind 1 are a contact invite with the same fields.
+        let mut contact = group.clone();
+        contact[1] = 1;
+        let decoded = InvitePayload::decode(&contact).expect("contact");
+        assert_eq!(decoded.kind, InviteKind::Contact { fingerprint });
+        // Cut inside the fingerprint: truncated, not misread as another kind.
+        assert!(matches!(
+            InvitePayload::decode(&group[..20]),
+            Err(InviteError::Truncated {
+                offset: 2,
+                needed: 32
+            })
+        ));
     }
 
     #[test]

@@ -6,8 +6,15 @@
 //!     [--smtp-port P] [--ca-cert PEM]     options reach a local relay, `--offline` skips
 //!     [--offline]                         the login
 //! kith --data-dir D bundle                print this device's key bundle (hex)
+//! kith --data-dir D invite [--ttl S] [--wait S]   a one-time contact invite: link, https
+//!                                         form and QR code; --wait stays for the joiner
+//! kith --data-dir D join LINK [--wait S]  send a join request (and wait for the answer)
+//! kith --data-dir D contacts              the contacts, their fingerprints and devices
+//! kith --data-dir D chats                 the group chats
 //! kith --data-dir D group create NAME     create a group; prints its id
-//! kith --data-dir D group add GROUP BUNDLE
+//! kith --data-dir D group invite GROUP [--ttl S] [--wait S]   a one-time invite into GROUP
+//! kith --data-dir D group add GROUP MEMBER   MEMBER: a contact's address or fingerprint
+//!                                         (hex or kith:fp1/), or a bundle (hex)
 //! kith --data-dir D group remove GROUP ADDRESS | leave GROUP | rename GROUP NAME
 //! kith --data-dir D group members GROUP
 //! kith --data-dir D send GROUP TEXT [--reply-to ID] | send GROUP --file F [--mime M]
@@ -20,6 +27,12 @@
 //! ```
 //! Message ids are the hex ids that `send`, `history` and `watch` print.
 //! Every command takes `--json` for machine-readable output.
+//!
+//! Exit codes: 0 success; 1 any other error; 2 bad command line (clap); 3 the invite link
+//! is not valid (damaged, tampered, not a Kith link, or your own); 4 the link expired;
+//! 5 the inviter refused the join (already used, expired on its side) or its identity did
+//! not match the link; 6 no such contact; 7 the join request is sent but the inviter has
+//! not answered within `--wait`.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
@@ -37,6 +50,7 @@ use serde_json::json;
 use session::Until;
 
 mod chat;
+mod commands;
 mod session;
 
 /// How long a command that sends waits for the relay to accept everything it queued.
@@ -86,6 +100,27 @@ enum Command {
     },
     /// Print this device's key bundle, for someone who will add it to a group.
     Bundle,
+    /// Make a one-time contact invite: prints the link, the https form and a QR code.
+    Invite {
+        /// How long the invite is valid, in seconds (at most 30 days).
+        #[arg(long, default_value_t = 24 * 3600)]
+        ttl: u64,
+        /// Stay online this many seconds for the joiner and print the contact and its code.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// Join with an invite link (a contact invite or a group invite).
+    Join {
+        /// The `kith:i1/…` or `https://…/i1#…` link.
+        link: String,
+        /// Stay online this many seconds for the inviter's answer.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// List the contacts.
+    Contacts,
+    /// List the group chats.
+    Chats,
     /// Groups.
     #[command(subcommand)]
     Group(GroupCommand),
@@ -167,12 +202,24 @@ enum GroupCommand {
         /// Its name.
         name: String,
     },
-    /// Add a device to a group from its bundle (hex, as `kith bundle` prints it).
+    /// Add a contact's devices (by address or fingerprint), or a device from its bundle
+    /// (hex, as `kith bundle` prints it), to a group.
     Add {
         /// The group id (hex).
         group: String,
-        /// The device's bundle (hex).
-        bundle: String,
+        /// A contact's address or fingerprint, or a bundle (hex).
+        member: String,
+    },
+    /// Make a one-time invite into a group: whoever joins with it is added by this device.
+    Invite {
+        /// The group id (hex).
+        group: String,
+        /// How long the invite is valid, in seconds (at most 30 days).
+        #[arg(long, default_value_t = 24 * 3600)]
+        ttl: u64,
+        /// Stay online this many seconds for the joiner.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
     },
     /// Remove a member device from a group.
     Remove {
@@ -211,7 +258,7 @@ fn main() {
     let cli = Cli::parse();
     if let Err(error) = run(cli) {
         eprintln!("kith: {error:#}");
-        std::process::exit(1);
+        std::process::exit(commands::exit_code(&error));
     }
 }
 
@@ -257,12 +304,16 @@ fn run(cli: Cli) -> Result<()> {
             let group = hex::encode(client.create_group(&name)?.0);
             print(json, &json!({ "group": group }), &group)
         }
-        Command::Group(GroupCommand::Add { group, bundle }) => {
-            let bundle = hex::decode(bundle.trim()).context("the bundle is not hex")?;
-            client.add_member(&group_id(&group)?, &bundle)?;
-            session::send_queued(&client, SEND_LIMIT)?;
-            print(json, &json!({ "added": true }), "added")
+        Command::Group(GroupCommand::Add { group, member }) => {
+            commands::contacts::group_add(&client, &group, &member, json)
         }
+        Command::Group(GroupCommand::Invite { group, ttl, wait }) => {
+            commands::contacts::group_invite(&client, &group, ttl, wait, json)
+        }
+        Command::Invite { ttl, wait } => commands::contacts::invite(&client, ttl, wait, json),
+        Command::Join { link, wait } => commands::contacts::join(&client, &link, wait, json),
+        Command::Contacts => commands::contacts::contacts(&client, json),
+        Command::Chats => commands::contacts::chats(&client, json),
         Command::Group(GroupCommand::Remove { group, address }) => {
             client.remove_member(&group_id(&group)?, &address)?;
             session::send_queued(&client, SEND_LIMIT)?;
@@ -347,8 +398,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Sync { seconds } => {
             let limit = Some(Duration::from_secs(seconds));
-            session::run(&client, limit, Until::Deadline, |_, _| Ok(()))?;
-            print(json, &json!({ "synced": true }), "synced")
+            let events = commands::contacts::collect(&client, limit, Until::Deadline)?;
+            let mut value = json!({ "synced": true });
+            commands::contacts::merge(&mut value, commands::contacts::report(&events, json));
+            print(json, &value, "synced")
         }
         Command::Watch { seconds } => {
             let limit = seconds.map(Duration::from_secs);

@@ -10,7 +10,7 @@ use kith_core::transport::{InboxOptions, OutboxOptions};
 use tokio_util::sync::CancellationToken;
 
 /// When [`run`] may stop before its time limit.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub(crate) enum Until {
     /// Run for the whole limit.
     Deadline,
@@ -18,6 +18,9 @@ pub(crate) enum Until {
     Sent,
     /// Stop once the inbox has logged in (which registers a new account on the relay).
     Connected,
+    /// Stop once an event passes this test and the outbox is empty (not an error if none
+    /// does before the limit).
+    Event(fn(&Event) -> bool),
 }
 
 /// How often the loop looks at events, the outbox and the engine's timers.
@@ -50,7 +53,7 @@ pub(crate) fn run(
         });
         let timers = tokio::spawn(Arc::clone(client).run_timers(stop.clone()));
         let interrupted = tokio::spawn(async { tokio::signal::ctrl_c().await.is_ok() });
-        let (mut connected, mut refused) = (false, 0usize);
+        let (mut connected, mut refused, mut matched) = (false, 0usize, false);
         let deadline = limit.map(|limit| tokio::time::Instant::now() + limit);
         let mut failure = None;
         loop {
@@ -60,6 +63,9 @@ pub(crate) fn run(
                     Event::EnvelopeRejected { .. } => refused += 1,
                     _ => {}
                 }
+                if let Until::Event(wanted) = until {
+                    matched |= wanted(&event);
+                }
                 if let Err(error) = on_event(client, &event) {
                     failure = Some(error);
                 }
@@ -68,6 +74,7 @@ pub(crate) fn run(
                 Until::Deadline => false,
                 Until::Sent => outbox.pending()? == 0,
                 Until::Connected => connected,
+                Until::Event(_) => matched && outbox.pending()? == 0,
             };
             let late = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
             if done || late || interrupted.is_finished() || failure.is_some() {

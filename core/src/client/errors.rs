@@ -20,6 +20,9 @@ pub enum ClientError {
     /// A key bundle did not decode.
     #[error("bundle: {0}")]
     Bundle(#[from] super::bundle::BundleError),
+    /// An invite, join or contact command failed.
+    #[error(transparent)]
+    Contact(#[from] crate::contacts::ContactError),
     /// A frame must go to a device whose envelope key we never learned.
     #[error("no envelope key known for a recipient device")]
     UnknownDevice,

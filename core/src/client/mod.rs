@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 mod bundle;
+mod contacts;
 mod errors;
 mod groups;
 mod history;
@@ -30,18 +31,20 @@ use kith_crypto::envelope::{
     find_key, open, seal, DeviceKeypair, OpenKey, SealKey as EnvelopeKey, SymmetricKey,
     SymmetricKind,
 };
-use kith_crypto::frame::Frame;
+use kith_crypto::frame::{Frame, FrameKind};
 use rand::rngs::OsRng;
 use rusqlite::{Connection, Transaction};
 use tokio::sync::Notify;
 
 pub use bundle::{Bundle, BundleError, BUNDLE_VERSION, MAX_KEY_PACKAGE_LEN};
+pub use contacts::Chat;
 pub use errors::ClientError;
 pub use groups::GroupSummary;
 pub use history::{ChatMessage, FileData, MessageBody};
 pub use messages::{DEFAULT_FILE_CHUNK_LEN, MAX_FILE_LEN};
 
 use crate::account::Account;
+use crate::contacts::{store as contact_rows, Via, REFUSAL_GRACE};
 use crate::content::Content;
 use crate::db::Database;
 use crate::events::{Event, EventBus};
@@ -214,10 +217,11 @@ impl Client {
         }
     }
 
-    /// Handles one envelope inside the caller's transaction: opens it with an epoch key or
-    /// this device's key and hands the frame to the engine, or stashes it when no key
-    /// opens it; then applies the output. Returns the events; once the caller's transaction
-    /// has committed, hand them to [`Client::committed`].
+    /// Handles one envelope inside the caller's transaction: opens it with an epoch key,
+    /// this device's key or the first-message key of a live invite; handshake frames go to
+    /// the contacts module, the rest to the engine; an envelope no key opens is stashed.
+    /// Then applies the output. Returns the events; once the caller's transaction has
+    /// committed, hand them to [`Client::committed`].
     pub fn handle_envelope(
         &self,
         tx: &Connection,
@@ -225,10 +229,25 @@ impl Client {
         bytes: &[u8],
     ) -> Result<Vec<Event>, ClientError> {
         let mut events = Vec::new();
-        let Some((frame, opened_with)) = self.open_envelope(tx, bytes)? else {
+        let Some((frame, opened)) = self.open_envelope(tx, now, bytes)? else {
             tracing::debug!("no key opens the envelope; stashed");
             self.engine.stash(tx, now, bytes)?;
             return Ok(events);
+        };
+        let opened_with = match (frame.kind, opened) {
+            (FrameKind::Handshake, Opened::Invite(id)) => {
+                self.receive_handshake(tx, now, &frame.payload, Via::Invite(id), &mut events)?;
+                return Ok(events);
+            }
+            (FrameKind::Handshake, Opened::Group(OpenedWith::Device)) => {
+                self.receive_handshake(tx, now, &frame.payload, Via::Device, &mut events)?;
+                return Ok(events);
+            }
+            (_, Opened::Invite(_)) | (FrameKind::Handshake, _) => {
+                tracing::debug!("frame kind does not fit the key that opened it; ignored");
+                return Ok(events);
+            }
+            (_, Opened::Group(opened_with)) => opened_with,
         };
         let incoming = Incoming {
             frame,
@@ -274,7 +293,9 @@ impl Client {
                 self.record(tx, now, event, events)?;
             }
             for stashed in out.reopen {
-                let Some((frame, opened_with)) = self.open_envelope(tx, &stashed.envelope)? else {
+                let Some((frame, Opened::Group(opened_with))) =
+                    self.open_envelope(tx, now, &stashed.envelope)?
+                else {
                     continue;
                 };
                 let incoming = Incoming {
@@ -336,27 +357,37 @@ impl Client {
     fn open_envelope(
         &self,
         tx: &Connection,
+        now: u64,
         bytes: &[u8],
-    ) -> Result<Option<(Frame, OpenedWith)>, ClientError> {
+    ) -> Result<Option<(Frame, Opened)>, ClientError> {
         let epoch_keys = self.engine.epoch_keys(tx)?;
-        let symmetric: Vec<SymmetricKey> = epoch_keys
+        let invites = contact_rows::live_invites(tx, now, REFUSAL_GRACE)?;
+        let mut symmetric: Vec<SymmetricKey> = epoch_keys
             .iter()
             .map(|k| SymmetricKey::new(SymmetricKind::Epoch, *k.key))
             .collect();
+        for (_, secret) in &invites {
+            let secret = kith_crypto::invite::InviteSecret::from_bytes(**secret);
+            let key = kith_crypto::channel::first_message_key(&secret);
+            symmetric.push(SymmetricKey::new(SymmetricKind::Invite, *key));
+        }
         let mut keys: Vec<OpenKey<'_>> = symmetric.iter().map(OpenKey::Symmetric).collect();
         keys.push(OpenKey::Device(&self.envelope_key));
         let Some(index) = find_key(bytes, &keys) else {
             return Ok(None);
         };
         let frame = open(bytes, keys[index])?;
-        let opened_with = match epoch_keys.get(index) {
-            Some(k) => OpenedWith::Epoch {
+        let opened = if let Some(k) = epoch_keys.get(index) {
+            Opened::Group(OpenedWith::Epoch {
                 group: k.group.clone(),
                 epoch: k.epoch,
-            },
-            None => OpenedWith::Device,
+            })
+        } else if let Some((id, _)) = invites.get(index - epoch_keys.len()) {
+            Opened::Invite(*id)
+        } else {
+            Opened::Group(OpenedWith::Device)
         };
-        Ok(Some((frame, opened_with)))
+        Ok(Some((frame, opened)))
     }
 
     /// Turns an engine event into rows and bus events.
@@ -388,6 +419,8 @@ impl Client {
             other => {
                 if let group::Event::Joined { group } = &other {
                     store::chat_of(tx, group, now)?;
+                    // One of our KeyPackages was used: send our contacts fresh ones.
+                    self.replenish_key_packages(tx, now)?;
                 }
                 events.push(Event::Group(other));
             }
@@ -430,6 +463,14 @@ impl Client {
             .database()
             .transaction(|tx| work(tx, unix_now()))
     }
+}
+
+/// Which kind of key opened an envelope.
+enum Opened {
+    /// An epoch key or this device's key: for the engine (or, device key, a handshake reply).
+    Group(OpenedWith),
+    /// The first-message key of our invite with this row id.
+    Invite(i64),
 }
 
 /// Emits each batch of inbox events once the database lock is free again, i.e. after the

@@ -99,4 +99,38 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (file_id, idx)
     ) STRICT;
     "#,
+    // 4: contacts: our pending invites, our joins waiting for a reply, and each contact
+    // device's stock of KeyPackages.
+    r#"
+    CREATE TABLE invites (
+        id            INTEGER PRIMARY KEY,
+        kind          TEXT NOT NULL CHECK (kind IN ('contact', 'group')),
+        group_id      BLOB,                    -- group invites: the MLS group id
+        invite_secret BLOB NOT NULL,           -- InviteSecret (16 bytes)
+        channel_secret BLOB NOT NULL,          -- the inviter's ephemeral X25519 secret
+        expires_at    INTEGER NOT NULL,
+        created_at    INTEGER NOT NULL,
+        used_by       BLOB,                    -- the joiner's channel key once one joined
+        used_at       INTEGER
+    ) STRICT;
+    CREATE TABLE joins (
+        joiner_key    BLOB PRIMARY KEY,        -- our ephemeral X25519 public key
+        channel_secret BLOB NOT NULL,          -- its secret; emptied once answered
+        invite        BLOB NOT NULL,           -- InvitePayload::encode of the link
+        state         TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),
+        created_at    INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE contact_key_packages (
+        id            INTEGER PRIMARY KEY,
+        contact_id    INTEGER NOT NULL,
+        device_id     BLOB NOT NULL,
+        key_package   BLOB NOT NULL,           -- TLS-serialized KeyPackage
+        is_last_resort INTEGER NOT NULL,
+        received_at   INTEGER NOT NULL,
+        FOREIGN KEY (contact_id, device_id)
+            REFERENCES contact_devices (contact_id, device_id) ON DELETE CASCADE
+    ) STRICT;
+    CREATE INDEX contact_key_packages_by_device
+        ON contact_key_packages (contact_id, device_id, is_last_resort, id);
+    "#,
 ];
