@@ -10,11 +10,41 @@ use crate::world::World;
 impl World {
     /// Runs every check; violations go to the record.
     pub(crate) fn check(&mut self) {
-        let holders = self.holders();
+        let all = self.holders();
+        let orphans = self.orphans(&all);
+        self.stats.orphans += orphans.len() as u64;
+        let holders: Vec<usize> = all.into_iter().filter(|i| !orphans.contains(i)).collect();
         self.check_agreement(&holders);
         self.check_requests(&holders);
         self.check_shown(&holders);
         self.check_leaves(&holders);
+    }
+
+    /// Holders left on a dead branch: no other holder counts them, and every other member
+    /// they see has left the group (their add lost fork choice and their adder was removed
+    /// on the winning branch, so nothing ever reaches them; docs/consistency.md).
+    pub(crate) fn orphans(&self, holders: &[usize]) -> Vec<usize> {
+        let view = |i: usize| -> Vec<usize> {
+            let d = &self.devices[i];
+            d.engine
+                .members(&d.conn, &self.group)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|m| self.device_of(&m.address))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        holders
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let counted = holders.iter().any(|&h| h != i && view(h).contains(&i));
+                let seen = view(i);
+                let alone = seen.len() > 1 && seen.iter().all(|&j| j == i || !holders.contains(&j));
+                !counted && alone && holders.len() > 1
+            })
+            .collect()
     }
 
     /// Every holder: same epoch, epoch id, members and admins; the members are exactly the
@@ -58,9 +88,11 @@ impl World {
             |j: usize, after: usize| self.record.adds.iter().any(|&(t, s)| t == j && s >= after);
         let admins = self.admins();
         let mut problems = Vec::new();
-        for &(j, step) in &self.record.leaves {
-            let other_admin = admins.iter().any(|&a| a != j);
-            if holders.contains(&j) && other_admin && !last_add(j, step) {
+        for (j, step, others) in &self.record.leaves {
+            let (j, step) = (*j, *step);
+            // Someone who saw the request and is an admin now must have removed it.
+            let answerable = admins.iter().any(|a| others.contains(a));
+            if holders.contains(&j) && answerable && !last_add(j, step) {
                 problems.push(format!(
                     "device {j} asked to leave at step {step} and is still in"
                 ));

@@ -28,7 +28,7 @@ pub(crate) struct Device {
     pub(crate) engine: GroupEngine,
     /// Whether it reaches the network.
     pub(crate) online: bool,
-    /// Progress-handler ticks left before its next call crashes, if armed.
+    /// Progress-handler ticks (8 SQLite VM steps each) before its next call crashes, if armed.
     pub(crate) crash: Option<i64>,
 }
 
@@ -93,7 +93,7 @@ impl Device {
         let left = Arc::new(AtomicI64::new(ticks));
         let flag = fired.clone();
         self.conn.progress_handler(
-            100,
+            8,
             Some(move || {
                 if left.fetch_sub(1, Ordering::Relaxed) <= 0 {
                     flag.store(true, Ordering::Relaxed);

@@ -94,6 +94,8 @@ pub struct RunStats {
     pub crashes: u64,
     /// Rejoin requests (devices found on a losing branch beyond the horizon).
     pub rejoins: u64,
+    /// Devices left holding a dead branch at the end (see `docs/consistency.md`).
+    pub orphans: u64,
 }
 
 impl RunStats {
@@ -109,6 +111,7 @@ impl RunStats {
         self.rollback_ms_total += other.rollback_ms_total;
         self.crashes += other.crashes;
         self.rejoins += other.rejoins;
+        self.orphans += other.orphans;
     }
 }
 
@@ -135,12 +138,16 @@ pub fn run_seed(seed: u64, config: &Config) -> Result<Outcome, SimError> {
 
 /// Runs a given schedule with `n` devices; `seed` seeds the setup and message ids.
 pub fn run_schedule(seed: u64, n: usize, schedule: &[Action]) -> Result<Outcome, SimError> {
+    let trace = std::env::var_os("KITH_SIM_TRACE").is_some();
     let mut world = world::World::new(seed, n)?;
     world.setup();
     for (step, action) in schedule.iter().enumerate() {
         world.step = step + 1;
         world.record.step = step + 1;
         world.act(action);
+        if trace {
+            eprintln!("{step}: {action:?} -> {}", world.describe());
+        }
     }
     world.step = schedule.len() + 1;
     world.record.step = world.step;

@@ -220,10 +220,19 @@ impl World {
     }
 
     fn leave(&mut self, i: usize) {
+        let d = &self.devices[i];
+        let others: Vec<usize> = match d.engine.members(&d.conn, &self.group) {
+            Ok(m) => m
+                .iter()
+                .filter_map(|m| self.device_of(&m.address))
+                .filter(|&j| j != i)
+                .collect(),
+            Err(_) => return,
+        };
         if self.expect_ok(i, "leave", |w, g| {
             w.call(i, |e, db, now, rng| Ok(((), e.leave(db, now, rng, &g)?)))
         }) {
-            self.record.leaves.push((i, self.step));
+            self.record.leaves.push((i, self.step, others));
         }
     }
 

@@ -38,3 +38,40 @@ impl World {
             .violation("delivery did not quiesce in 200 rounds".to_string());
     }
 }
+
+impl World {
+    /// One line per holder: epoch, members, admins (for `KITH_SIM_TRACE`).
+    pub(crate) fn describe(&self) -> String {
+        let mut text = format!("in flight {}", self.in_flight.len());
+        for i in 0..self.devices.len() {
+            let d = &self.devices[i];
+            if !d.holds(&self.group) {
+                continue;
+            }
+            let epoch = d
+                .engine
+                .epoch(&d.conn, &self.group)
+                .map(|e| (e.0, e.1[0]))
+                .ok();
+            let members: Vec<String> = d
+                .engine
+                .members(&d.conn, &self.group)
+                .map(|m| {
+                    m.into_iter()
+                        .map(|m| m.address.replace("@sim.example", ""))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let admins = d
+                .engine
+                .admins(&d.conn, &self.group)
+                .unwrap_or_default()
+                .len();
+            let online = if d.online { "" } else { " offline" };
+            text.push_str(&format!(
+                "\n    d{i}{online}: {epoch:?} {members:?} admins {admins}"
+            ));
+        }
+        text
+    }
+}

@@ -32,8 +32,8 @@ pub(crate) struct Record {
     /// Per device: epoch → epoch id on its current branch, as far back as it ever saw.
     pub(crate) history: Vec<BTreeMap<u64, [u8; 32]>>,
     pub(crate) epoch: Vec<Option<u64>>,
-    /// (device, step) of successful leave requests.
-    pub(crate) leaves: Vec<(usize, usize)>,
+    /// (device, step, the other members it saw) of successful leave requests.
+    pub(crate) leaves: Vec<(usize, usize, Vec<usize>)>,
     /// (admin, target, step) of successful removals.
     pub(crate) removes: Vec<(usize, usize, usize)>,
     /// (target, step) of successful adds and links.

@@ -85,7 +85,7 @@ pub enum Action {
         /// Picks the device among the offline ones.
         dev: u8,
     },
-    /// The device's next engine call crashes after about `after` × 100 SQLite VM steps.
+    /// The device's next engine call crashes after about `after` × 8 SQLite VM steps.
     Crash {
         /// Picks the device.
         dev: u8,

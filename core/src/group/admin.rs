@@ -211,8 +211,21 @@ impl GroupEngine {
         addresses: &[String],
         out: &mut Output,
     ) -> Result<(), GroupError> {
+        let was_admin = is_admin(db, group, &self.address)?;
         if !add_grants(db, group, granter, addresses)? {
             return Ok(());
+        }
+        if !was_admin && is_admin(db, group, &self.address)? {
+            // Answer the leave requests seen while we could not.
+            let provider = KithProvider::new(db);
+            let mls_group = load(&provider, group)?;
+            let members = members_of(&mls_group);
+            for address in super::removal::leave_requests(db, group)? {
+                if members.iter().any(|m| m.address == address) {
+                    self.schedule_leave(db, now, &mls_group, group, &address)?;
+                }
+            }
+            self.run_intents(db, now, group, out)?;
         }
         for bytes in take_held(db, group)? {
             if !super::store::is_member_group(db, group)? {

@@ -227,6 +227,7 @@ impl GroupEngine {
         group: &GroupId,
         content: Content,
     ) -> Result<(MessageId, Output), GroupError> {
+        super::removal::require_active(db, group)?;
         let message = AppMessage {
             id: MessageId::generate(rng),
             sent_at: now,
@@ -284,6 +285,13 @@ impl GroupEngine {
     /// re-issued intents) and expiry of old stashed envelopes.
     pub fn handle_timeout(&self, db: &Connection, now: u64) -> Result<Output, GroupError> {
         store::expire_stash(db, now.saturating_sub(STASH_TTL))?;
+        let provider = KithProvider::new(db);
+        for gid in super::removal::expired(db, now, now.saturating_sub(STASH_TTL))? {
+            if let Ok(mut group) = load(&provider, &gid) {
+                group.delete(provider.storage()).map_err(mls)?;
+            }
+            store::forget_group(db, &gid)?;
+        }
         let mut out = Output::default();
         for group in self.groups(db)? {
             self.run_intents(db, now, &group, &mut out)?;
@@ -301,6 +309,7 @@ impl GroupEngine {
         intents: Vec<Intent>,
     ) -> Result<Output, GroupError> {
         load(&KithProvider::new(db), group)?;
+        super::removal::require_active(db, group)?;
         for intent in &intents {
             store::add_intent(db, group, intent, now)?;
         }

@@ -19,6 +19,7 @@ mod errors;
 mod fork;
 mod queries;
 mod receive;
+mod removal;
 mod repair;
 mod store;
 

@@ -106,7 +106,10 @@ impl GroupEngine {
 
     /// Every group this device is in.
     pub fn groups(&self, db: &Connection) -> Result<Vec<GroupId>, GroupError> {
-        let mut stmt = db.prepare("SELECT group_id FROM kith_groups ORDER BY group_id")?;
+        let mut stmt = db.prepare(
+            "SELECT group_id FROM kith_groups
+             WHERE group_id NOT IN (SELECT group_id FROM kith_removed) ORDER BY group_id",
+        )?;
         let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
         Ok(rows.map(|r| r.map(GroupId)).collect::<Result<_, _>>()?)
     }
@@ -122,7 +125,8 @@ impl GroupEngine {
     /// When [`GroupEngine::handle_timeout`] next has something to do, if ever.
     pub fn poll_timeout(&self, db: &Connection) -> Result<Option<u64>, GroupError> {
         let next: Option<i64> = db.query_row(
-            "SELECT MIN(not_before) FROM kith_intents WHERE commit_hash IS NULL",
+            "SELECT MIN(not_before) FROM kith_intents WHERE commit_hash IS NULL
+             AND group_id NOT IN (SELECT group_id FROM kith_removed)",
             [],
             |r| r.get(0),
         )?;

@@ -11,6 +11,7 @@ use super::admin;
 use super::commands::{hash, load, members_of, AppEnvelope};
 use super::errors::{malformed, mls, GroupError};
 use super::fork::{beats, CommitClass, CommitRank};
+use super::removal;
 use super::store::{self, LoggedCommit};
 use super::{Event, GroupEngine, GroupId, Incoming, OpenedWith, Outgoing, Output};
 use crate::content::{AppMessage, Content};
@@ -94,6 +95,12 @@ impl GroupEngine {
             None => None,
         };
         let staged = builder.replace_old_group().build().map_err(mls)?;
+        let context = staged.group_context();
+        let welcomed = GroupId(context.group_id().as_slice().to_vec());
+        if self.is_stale_welcome(db, &welcomed, context.epoch().as_u64())? {
+            tracing::debug!("ignoring a Welcome older than the group state we hold");
+            return Ok(());
+        }
         let adder: Option<String> = staged
             .welcome_sender()
             .ok()
@@ -145,7 +152,11 @@ impl GroupEngine {
         let parent = protocol.epoch().as_u64();
         let current = group.epoch().as_u64();
         let hash = hash(&provider, bytes)?;
-        if parent == current {
+        let removed = removal::removed_parent(db, gid)?;
+        if removed.is_some_and(|p| p != parent) {
+            return Ok(());
+        }
+        if parent == current && removed.is_none() {
             self.merge_incoming(db, &provider, group, gid, protocol, hash, bytes, out)?;
             return Ok(());
         }
@@ -309,15 +320,16 @@ impl GroupEngine {
     ) -> Result<bool, GroupError> {
         let parent = group.epoch().as_u64();
         let before = members_of(group);
-        let self_removed = staged.self_removed();
         store::snapshot(db, gid, parent)?;
-        group.merge_staged_commit(provider, staged).map_err(mls)?;
-        if self_removed {
-            group.delete(provider.storage()).map_err(mls)?;
-            store::forget_group(db, gid)?;
+        if staged.self_removed() {
+            // Tentative (removal.rs): stay at the parent, the removal as its incumbent.
+            store::log_commit(db, gid, parent, &logged)?;
+            removal::mark(db, gid, parent)?;
             out.events.push(Event::Removed { group: gid.clone() });
             return Ok(false);
         }
+        removal::clear(db, gid)?;
+        group.merge_staged_commit(provider, staged).map_err(mls)?;
         store::log_commit(db, gid, parent, &logged)?;
         self.after_merge(db, provider, group, gid, &before, out)?;
         Ok(true)
@@ -456,6 +468,21 @@ impl GroupEngine {
             group: gid.clone(),
             address: address.to_owned(),
         });
+        removal::leave_requested(db, gid, address)?;
+        self.schedule_leave(db, now, group, gid, address)?;
+        self.run_intents(db, now, gid, out)
+    }
+
+    /// Plans the removal of a device that asked to leave, if this device is an admin:
+    /// ranked among the admins by leaf index, [`LEAVE_STEP_SECS`] apart.
+    pub(crate) fn schedule_leave(
+        &self,
+        db: &Connection,
+        now: u64,
+        group: &MlsGroup,
+        gid: &GroupId,
+        address: &str,
+    ) -> Result<(), GroupError> {
         let admins = admin::admins(db, gid)?;
         if !admins.contains(&self.address) || address == self.address {
             return Ok(());
@@ -473,7 +500,7 @@ impl GroupEngine {
             addresses: vec![address.to_owned()],
         };
         store::add_intent(db, gid, &intent, due)?;
-        self.run_intents(db, now, gid, out)
+        Ok(())
     }
 }
 

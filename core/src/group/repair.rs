@@ -235,6 +235,27 @@ fn requester(
         .cloned()
 }
 
+impl GroupEngine {
+    /// A Welcome for a group we already hold replaces our state only if we asked to be
+    /// re-added, were removed, or it is for a later epoch than ours: a duplicated or late
+    /// Welcome must not roll an up-to-date device back to the epoch it joined at.
+    pub(crate) fn is_stale_welcome(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+        epoch: u64,
+    ) -> Result<bool, GroupError> {
+        if !store::is_member_group(db, gid)?
+            || super::removal::removed_parent(db, gid)?.is_some()
+            || already_requested(db, gid)?
+        {
+            return Ok(false);
+        }
+        let provider = KithProvider::new(db);
+        Ok(load(&provider, gid).is_ok_and(|g| g.epoch().as_u64() >= epoch))
+    }
+}
+
 fn already_requested(db: &Connection, gid: &GroupId) -> Result<bool, GroupError> {
     Ok(db
         .query_row(

@@ -111,6 +111,7 @@ CREATE INDEX IF NOT EXISTS kith_snap_encryption_keys_i ON kith_snap_encryption_k
 pub fn migrate(db: &Connection) -> Result<(), GroupError> {
     db.execute_batch(SCHEMA)?;
     super::admin::migrate(db)?;
+    super::removal::migrate(db)?;
     super::repair::migrate(db)
 }
 
@@ -287,6 +288,7 @@ pub(crate) fn forget_group(db: &Connection, group: &GroupId) -> Result<(), Group
     ]
     .into_iter()
     .chain(super::admin::TABLES)
+    .chain(super::removal::TABLES)
     .chain([super::repair::TABLE])
     {
         db.execute(

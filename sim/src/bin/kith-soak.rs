@@ -87,7 +87,7 @@ fn main() -> Result<()> {
         0.0
     };
     println!(
-        "runs {runs} ({failures} failed) in {secs:.0} s; devices {}, messages {}, membership commits {}, epoch changes {}, deliveries {}, forks resolved {}, rollbacks {}, max rollback depth {}, mean ms per rolled-back call {rollback_ms:.1}, crashes {}, rejoin requests {}",
+        "runs {runs} ({failures} failed) in {secs:.0} s; devices {}, messages {}, membership commits {}, epoch changes {}, deliveries {}, forks resolved {}, rollbacks {}, max rollback depth {}, mean ms per rolled-back call {rollback_ms:.1}, crashes {}, rejoin requests {}, orphaned devices {}",
         total.devices,
         total.messages,
         total.commits,
@@ -98,6 +98,7 @@ fn main() -> Result<()> {
         total.max_rollback_depth,
         total.crashes,
         total.rejoins,
+        total.orphans,
     );
     if failures > 0 {
         anyhow::bail!("{failures} of {runs} runs failed");
