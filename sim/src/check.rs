@@ -20,9 +20,9 @@ impl World {
         self.check_leaves(&holders);
     }
 
-    /// Holders left on a dead branch: no other holder counts them, and every other member
-    /// they see has left the group (their add lost fork choice and their adder was removed
-    /// on the winning branch, so nothing ever reaches them; docs/consistency.md).
+    /// Holders left on a dead branch: no other holder counts them a member, though they
+    /// count others (their add was on a branch that lost fork choice and their adder was
+    /// removed on the winning one, so nothing ever reaches them; docs/consistency.md).
     pub(crate) fn orphans(&self, holders: &[usize]) -> Vec<usize> {
         let view = |i: usize| -> Vec<usize> {
             let d = &self.devices[i];
@@ -40,9 +40,7 @@ impl World {
             .copied()
             .filter(|&i| {
                 let counted = holders.iter().any(|&h| h != i && view(h).contains(&i));
-                let seen = view(i);
-                let alone = seen.len() > 1 && seen.iter().all(|&j| j == i || !holders.contains(&j));
-                !counted && alone && holders.len() > 1
+                !counted && view(i).len() > 1 && holders.len() > 1
             })
             .collect()
     }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use kith_sim::{devices_for, run_seed, schedule, shrink, Config, RunStats};
 
 /// Seeds run by `cargo test` (chosen so the test stays within about 3 minutes here).
-const SEEDS: u64 = 24;
+const SEEDS: u64 = 12;
 
 #[test]
 fn fixed_budget_of_seeds_passes_every_invariant() {

@@ -379,7 +379,15 @@ impl GroupEngine {
             )?;
         }
         if !store::mark_seen(db, gid, &envelope.message.id.0)? {
-            return Ok(());
+            // Group state (name, admins) is applied again: it is idempotent, and a device
+            // that re-joined (its rows forgotten) must learn it from a message it has seen.
+            let is_state = matches!(
+                envelope.message.content,
+                Content::Rename { .. } | Content::MakeAdmin { .. }
+            );
+            if !is_state {
+                return Ok(());
+            }
         }
         self.show(db, now, &group, gid, device, envelope.message, out)
     }
