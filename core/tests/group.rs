@@ -485,3 +485,59 @@ fn a_fork_deeper_than_the_horizon_is_repaired_by_re_adding_the_losing_device() {
 fn net_identity(net: &Network, i: usize) -> kith_crypto::identity::IdentityPublicKey {
     net.identity(i)
 }
+
+/// Found by the simulator (seed 3 and others): a device that merged a commit removing it
+/// deleted the group at once, so when a concurrent commit won fork choice — here one that
+/// removes the remover, whose removal of device 2 then dies with it — device 2 was gone
+/// from a group whose members still counted it. Now the removal is tentative.
+#[test]
+fn a_removal_that_loses_fork_choice_does_not_drop_the_device() {
+    let mut net = Network::new(4);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &[1, 2, 3]);
+    net.run(Order::Sent);
+    net.make_admin(0, &g, &[1]);
+    net.run(Order::Sent);
+    net.remove(0, &g, &[2]);
+    net.remove(1, &g, &[0]);
+    // Device 2 gets its own removal first, then the competing commit.
+    net.run(Order::Sent);
+    net.advance(kith_core::group::LEAVE_STEP_SECS * 4);
+    net.run(Order::Sent);
+    let holders: Vec<usize> = (0..4).filter(|&i| net.has_group(i, &g)).collect();
+    assert!(
+        !holders.contains(&0),
+        "device 0's removal is re-issued if it lost"
+    );
+    net.assert_converged(&g, &holders);
+    let kept = holders.contains(&2);
+    let won_by_removing_0 = net
+        .events(2)
+        .iter()
+        .any(|e| matches!(e, Event::ForkResolved { .. }));
+    assert!(
+        kept || !won_by_removing_0,
+        "device 2 rolled back its removal yet left the group"
+    );
+}
+
+/// Found by the simulator (seed 3): a duplicated Welcome delivered late rolled an
+/// up-to-date device back to the epoch it joined at.
+#[test]
+fn a_late_duplicate_welcome_does_not_roll_a_device_back() {
+    let mut net = Network::new(3);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &[1]);
+    let welcome = net.take_in_flight();
+    net.put_in_flight(welcome.clone());
+    net.run(Order::Sent);
+    net.self_update(0, &g);
+    net.add(0, g.clone(), &[2]);
+    net.run(Order::Sent);
+    net.put_in_flight(welcome);
+    net.run(Order::Sent);
+    net.assert_converged(&g, &[0, 1, 2]);
+    net.send_text(1, &g, "still here");
+    net.run(Order::Sent);
+    net.assert_each_shown_once(&g, &[0, 1, 2], &["still here"]);
+}

@@ -4,7 +4,11 @@ use std::time::{Duration, Instant};
 
 use kith_sim::{devices_for, run_seed, schedule, shrink, Config, RunStats};
 
-/// Seeds run by `cargo test` (chosen so the test stays within about 3 minutes here).
+/// Seeds run by `cargo test`: 0..12 take about 80 s in a debug build on the shared 2-core
+/// machine (budget: 3 minutes). Seeds 1, 3, 6, 9 and 11 failed before the engine fixes of
+/// this branch (leave requests answered by later admins, tentative removal, stale Welcomes,
+/// poll_timeout and removed groups, state messages re-applied after a re-join); they stay
+/// in the budget as regressions.
 const SEEDS: u64 = 12;
 
 #[test]
