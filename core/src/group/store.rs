@@ -207,6 +207,12 @@ pub(crate) fn restore(db: &Connection, group: &GroupId, epoch: u64) -> Result<()
         params![group.0, epoch as i64],
     )?;
     let e = epoch as i64;
+    // The chain changed from `epoch` on: commits re-sent to a peer before are not the ones
+    // it now needs, so anti-entropy may send again (found by the simulator).
+    db.execute(
+        "DELETE FROM kith_resent WHERE group_id = ?1",
+        params![group.0],
+    )?;
     for sql in [
         "DELETE FROM kith_epochs WHERE group_id = ?1 AND epoch > ?2",
         "DELETE FROM kith_commits WHERE group_id = ?1 AND parent_epoch >= ?2",
