@@ -275,6 +275,8 @@ fn an_add_that_loses_to_a_concurrent_removal_is_reissued_and_the_new_device_join
         let g = net.create(0, "g");
         net.add(0, g.clone(), &[1, 2, 3]);
         net.run(Order::Sent);
+        net.make_admin(0, &g, &[1]);
+        net.run(Order::Sent);
         net.add(0, g.clone(), &[4]);
         net.remove(1, &g, &[3]);
         net.run(order);
@@ -345,6 +347,8 @@ fn a_two_epoch_branch_is_rolled_back_when_the_better_commit_arrives_late() {
     let g = net.create(0, "g");
     net.add(0, g.clone(), &[1, 2, 3]);
     net.run(Order::Sent);
+    net.make_admin(0, &g, &[1]);
+    net.run(Order::Sent);
     let (start, _) = net.epoch(0, &g);
     // On the same parent: device 0 updates, device 1 removes device 3 (removal wins).
     net.self_update(0, &g);
@@ -369,4 +373,171 @@ fn a_two_epoch_branch_is_rolled_back_when_the_better_commit_arrives_late() {
     // Device 0's two self-updates were re-issued on top of the removal.
     assert_eq!(net.epoch(1, &g).0, start + 3);
     net.assert_each_shown_once(&g, &[0, 1, 2], &["said on the losing branch"]);
+}
+
+#[test]
+fn only_admins_change_membership_and_grants_may_arrive_after_the_commit() {
+    let mut net = Network::new(4);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &[1, 2]);
+    net.run(Order::Sent);
+    assert_eq!(net.admins(1, &g), vec![0], "the creator is the only admin");
+    // A non-admin's add and remove fail locally with a clear error.
+    let err = net
+        .try_add_as(1, &g, 3, net_identity(&net, 3))
+        .expect_err("non-admin add");
+    assert!(matches!(err, GroupError::NotAdmin), "{err:?}");
+    let err = net.try_remove(1, &g, &[2]).expect_err("non-admin remove");
+    assert!(matches!(err, GroupError::NotAdmin), "{err:?}");
+    let err = net
+        .try_make_admin(2, &g, &[2])
+        .expect_err("non-admin grant");
+    assert!(matches!(err, GroupError::NotAdmin), "{err:?}");
+    // The creator makes device 1 an admin; device 1 adds device 3 at once. Device 2 gets
+    // the add commit before the grant: it holds the commit until the grant arrives.
+    net.make_admin(0, &g, &[1]);
+    net.deliver_last_to(1);
+    net.add(1, g.clone(), &[3]);
+    net.run(Order::Reversed);
+    net.assert_converged(&g, &[0, 1, 2, 3]);
+    for i in 0..4 {
+        assert_eq!(
+            net.admins(i, &g),
+            vec![0, 1],
+            "device {i} knows both admins"
+        );
+    }
+    net.send_text(3, &g, "joined via a new admin");
+    net.run(Order::Sent);
+    net.assert_each_shown_once(&g, &[0, 1, 2, 3], &["joined via a new admin"]);
+}
+
+#[test]
+fn a_membership_commit_from_a_non_admin_is_refused_by_receivers() {
+    let mut net = Network::new(4);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &[1, 2]);
+    net.run(Order::Sent);
+    let before = net.epoch(0, &g);
+    // Device 2 believes it is an admin (no grant exists) and removes device 1.
+    net.self_appoint(2, &g);
+    net.remove(2, &g, &[1]);
+    net.run(Order::Sent);
+    assert_eq!(
+        net.epoch(0, &g),
+        before,
+        "device 0 did not merge the commit"
+    );
+    assert_eq!(
+        net.epoch(1, &g),
+        before,
+        "device 1 did not merge the commit"
+    );
+    assert!(net.has_group(1, &g), "device 1 is still a member");
+    assert_eq!(net.members(0, &g).len(), 3);
+    assert!(net.errors(0).is_empty() && net.errors(1).is_empty());
+}
+
+#[test]
+fn a_non_admin_can_leave_and_an_admin_commits_it() {
+    let mut net = Network::new(3);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &[1, 2]);
+    net.run(Order::Sent);
+    net.leave(2, &g);
+    net.run(Order::Sent);
+    net.advance(kith_core::group::LEAVE_STEP_SECS * 4);
+    net.run(Order::Sent);
+    assert!(!net.has_group(2, &g));
+    net.assert_converged(&g, &[0, 1]);
+}
+
+#[test]
+fn a_fork_deeper_than_the_horizon_is_repaired_by_re_adding_the_losing_device() {
+    let mut net = Network::new(4);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &[1, 2, 3]);
+    net.run(Order::Sent);
+    // Device 3 is cut off and commits more than H self-updates on its own branch.
+    for _ in 0..=kith_core::group::HORIZON {
+        net.self_update(3, &g);
+    }
+    let held = net.take_in_flight();
+    // Meanwhile the admin removes device 2: a removal beats self-updates.
+    net.remove(0, &g, &[2]);
+    net.run(Order::Sent);
+    assert!(
+        net.events(3)
+            .iter()
+            .any(|e| matches!(e, Event::RejoinRequested { .. })),
+        "device 3 found itself on the losing branch beyond the horizon"
+    );
+    // Its stale commits arrive late and change nothing.
+    net.put_in_flight(held);
+    net.run(Order::Sent);
+    net.assert_converged(&g, &[0, 1, 3]);
+    net.send_text(3, &g, "back");
+    net.send_text(1, &g, "welcome back");
+    net.run(Order::Sent);
+    net.assert_each_shown_once(&g, &[0, 1, 3], &["back", "welcome back"]);
+}
+
+fn net_identity(net: &Network, i: usize) -> kith_crypto::identity::IdentityPublicKey {
+    net.identity(i)
+}
+
+/// Found by the simulator (seed 3 and others): a device that merged a commit removing it
+/// deleted the group at once, so when a concurrent commit won fork choice — here one that
+/// removes the remover, whose removal of device 2 then dies with it — device 2 was gone
+/// from a group whose members still counted it. Now the removal is tentative.
+#[test]
+fn a_removal_that_loses_fork_choice_does_not_drop_the_device() {
+    let mut net = Network::new(4);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &[1, 2, 3]);
+    net.run(Order::Sent);
+    net.make_admin(0, &g, &[1]);
+    net.run(Order::Sent);
+    net.remove(0, &g, &[2]);
+    net.remove(1, &g, &[0]);
+    // Device 2 gets its own removal first, then the competing commit.
+    net.run(Order::Sent);
+    net.advance(kith_core::group::LEAVE_STEP_SECS * 4);
+    net.run(Order::Sent);
+    let holders: Vec<usize> = (0..4).filter(|&i| net.has_group(i, &g)).collect();
+    assert!(
+        !holders.contains(&0),
+        "device 0's removal is re-issued if it lost"
+    );
+    net.assert_converged(&g, &holders);
+    let kept = holders.contains(&2);
+    let won_by_removing_0 = net
+        .events(2)
+        .iter()
+        .any(|e| matches!(e, Event::ForkResolved { .. }));
+    assert!(
+        kept || !won_by_removing_0,
+        "device 2 rolled back its removal yet left the group"
+    );
+}
+
+/// Found by the simulator (seed 3): a duplicated Welcome delivered late rolled an
+/// up-to-date device back to the epoch it joined at.
+#[test]
+fn a_late_duplicate_welcome_does_not_roll_a_device_back() {
+    let mut net = Network::new(3);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &[1]);
+    let welcome = net.take_in_flight();
+    net.put_in_flight(welcome.clone());
+    net.run(Order::Sent);
+    net.self_update(0, &g);
+    net.add(0, g.clone(), &[2]);
+    net.run(Order::Sent);
+    net.put_in_flight(welcome);
+    net.run(Order::Sent);
+    net.assert_converged(&g, &[0, 1, 2]);
+    net.send_text(1, &g, "still here");
+    net.run(Order::Sent);
+    net.assert_each_shown_once(&g, &[0, 1, 2], &["still here"]);
 }

@@ -30,6 +30,14 @@ pub(crate) enum Intent {
     Remove { addresses: Vec<String> },
     /// Refresh this device's leaf keys.
     SelfUpdate,
+    /// Re-add a member device that fell on a losing branch beyond the horizon: remove its
+    /// old leaf and add this KeyPackage (whose certificate is signed by `identity`).
+    Readd {
+        /// The new KeyPackage.
+        key_package: Vec<u8>,
+        /// The identity key of the device's owner.
+        identity: [u8; 32],
+    },
 }
 
 /// What an application message carries around the content: the sender's epoch id, for
@@ -110,6 +118,7 @@ impl GroupEngine {
              VALUES (?1, ?2, ?3, ?4)",
             params![gid.0, name, now as i64, &MessageId::generate(rng).0[..]],
         )?;
+        super::admin::add_root(db, &gid, &self.address)?;
         let mut out = Output::default();
         self.record_current_epoch(db, &provider, &group, &gid)?;
         out.events.push(Event::EpochChanged {
@@ -132,6 +141,7 @@ impl GroupEngine {
         if devices.is_empty() {
             return Err(GroupError::EmptyInput);
         }
+        self.require_admin(db, group)?;
         let provider = KithProvider::new(db);
         for device in &devices {
             parse_key_package(&provider, &device.key_package, &device.identity.to_bytes())?;
@@ -161,6 +171,7 @@ impl GroupEngine {
         if addresses.is_empty() {
             return Err(GroupError::EmptyInput);
         }
+        self.require_admin(db, group)?;
         let members = members_of(&load(&KithProvider::new(db), group)?);
         if addresses
             .iter()
@@ -228,6 +239,7 @@ impl GroupEngine {
         group: &GroupId,
         content: Content,
     ) -> Result<(MessageId, Output), GroupError> {
+        super::removal::require_active(db, group)?;
         let message = AppMessage {
             id: MessageId::generate(rng),
             sent_at: now,
@@ -285,6 +297,13 @@ impl GroupEngine {
     /// re-issued intents) and expiry of old stashed envelopes.
     pub fn handle_timeout(&self, db: &Connection, now: u64) -> Result<Output, GroupError> {
         store::expire_stash(db, now.saturating_sub(STASH_TTL))?;
+        let provider = KithProvider::new(db);
+        for gid in super::removal::expired(db, now, now.saturating_sub(STASH_TTL))? {
+            if let Ok(mut group) = load(&provider, &gid) {
+                group.delete(provider.storage()).map_err(mls)?;
+            }
+            store::forget_group(db, &gid)?;
+        }
         let mut out = Output::default();
         for group in self.groups(db)? {
             self.run_intents(db, now, &group, &mut out)?;
@@ -302,6 +321,7 @@ impl GroupEngine {
         intents: Vec<Intent>,
     ) -> Result<Output, GroupError> {
         load(&KithProvider::new(db), group)?;
+        super::removal::require_active(db, group)?;
         for intent in &intents {
             store::add_intent(db, group, intent, now)?;
         }
@@ -339,6 +359,9 @@ impl GroupEngine {
         let provider = KithProvider::new(db);
         let mut group = load(&provider, gid)?;
         let members = members_of(&group);
+        if !matches!(intent, Intent::SelfUpdate) {
+            self.require_admin(db, gid)?;
+        }
         let (commit, welcome, added) = match intent {
             Intent::Add { devices } => {
                 let present: HashSet<Vec<u8>> = group.members().map(|m| m.signature_key).collect();
@@ -373,6 +396,13 @@ impl GroupEngine {
                     .map_err(mls)?;
                 (commit, None, Vec::new())
             }
+            Intent::Readd {
+                key_package,
+                identity,
+            } => match self.readd_commit(&provider, &mut group, &key_package, &identity)? {
+                Some((commit, welcome, address)) => (commit, Some(welcome), vec![address]),
+                None => return store::delete_intent(db, id),
+            },
             Intent::SelfUpdate => {
                 let bundle = group
                     .self_update(&provider, &self.signer, LeafNodeParameters::default())
@@ -392,6 +422,7 @@ impl GroupEngine {
                 frame: mls_frame(welcome.clone()),
             }));
             self.resend_name(db, gid, out)?;
+            self.resend_admins(db, gid, out)?;
         }
         Ok(())
     }
@@ -563,7 +594,7 @@ pub const STASH_TTL: u64 = 7 * 24 * 3600;
 
 /// Parses and validates a KeyPackage and checks its leaf's certificate against the identity
 /// we know for its owner. Returns the package and the device's delivery address.
-fn parse_key_package(
+pub(crate) fn parse_key_package(
     provider: &KithProvider<'_>,
     bytes: &[u8],
     identity: &[u8; 32],

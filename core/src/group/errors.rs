@@ -39,6 +39,9 @@ pub enum GroupError {
     /// This device's own certificate is not valid.
     #[error("this device's certificate is invalid")]
     OwnCertificate(#[source] kith_crypto::certificate::CertificateError),
+    /// Only admin devices may add or remove members, or make other devices admins.
+    #[error("this device is not an admin of the group")]
+    NotAdmin,
     /// The operation needs at least one item and got none.
     #[error("nothing to do: the list is empty")]
     EmptyInput,

@@ -13,11 +13,14 @@
 //! by (class, commit hash) with snapshots and rollback within [`HORIZON`] epochs; envelopes
 //! no current key opens are stashed and offered again after each merge; application
 //! messages are shown once per message id; a peer that is behind gets the commits it lacks.
+mod admin;
 mod commands;
 mod errors;
 mod fork;
 mod queries;
 mod receive;
+mod removal;
+mod repair;
 mod store;
 
 use kith_crypto::certificate::{DeviceCertificate, DeviceId};
@@ -30,6 +33,7 @@ pub use commands::STASH_TTL;
 pub use errors::GroupError;
 pub use fork::{beats, choose_fork, CommitClass, CommitRank};
 pub use receive::LEAVE_STEP_SECS;
+pub use repair::DETECT_EPOCHS;
 pub use store::{migrate, HORIZON};
 
 use crate::content::AppMessage;
@@ -219,6 +223,14 @@ pub enum Event {
         group: GroupId,
         /// The new name.
         name: String,
+    },
+    /// This device found itself on a branch that lost fork choice beyond the rollback
+    /// horizon and asked an admin to re-add it (a Welcome will replace the group's state).
+    RejoinRequested {
+        /// The group.
+        group: GroupId,
+        /// The parent epoch where the branches diverged.
+        parent_epoch: u64,
     },
     /// A member device asked to leave; a member will commit its removal.
     LeaveRequested {

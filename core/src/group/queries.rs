@@ -70,6 +70,29 @@ impl GroupEngine {
         Ok((g.epoch().as_u64(), epoch_id(&g, provider.crypto())?))
     }
 
+    /// The epochs of the group's current branch this device still records (the last
+    /// [`super::DETECT_EPOCHS`]), oldest first, each with its epoch id.
+    pub fn epoch_history(
+        &self,
+        db: &Connection,
+        group: &GroupId,
+    ) -> Result<Vec<(u64, [u8; 32])>, GroupError> {
+        let mut stmt = db.prepare(
+            "SELECT epoch, epoch_id FROM kith_epochs WHERE group_id = ?1 ORDER BY epoch",
+        )?;
+        let rows = stmt.query_map(params![group.0], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut history = Vec::new();
+        for row in rows {
+            let (epoch, id) = row?;
+            if let Ok(id) = <[u8; 32]>::try_from(id.as_slice()) {
+                history.push((epoch as u64, id));
+            }
+        }
+        Ok(history)
+    }
+
     /// The group's current name.
     pub fn group_name(&self, db: &Connection, group: &GroupId) -> Result<String, GroupError> {
         db.query_row(
@@ -83,7 +106,10 @@ impl GroupEngine {
 
     /// Every group this device is in.
     pub fn groups(&self, db: &Connection) -> Result<Vec<GroupId>, GroupError> {
-        let mut stmt = db.prepare("SELECT group_id FROM kith_groups ORDER BY group_id")?;
+        let mut stmt = db.prepare(
+            "SELECT group_id FROM kith_groups
+             WHERE group_id NOT IN (SELECT group_id FROM kith_removed) ORDER BY group_id",
+        )?;
         let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
         Ok(rows.map(|r| r.map(GroupId)).collect::<Result<_, _>>()?)
     }
@@ -99,7 +125,8 @@ impl GroupEngine {
     /// When [`GroupEngine::handle_timeout`] next has something to do, if ever.
     pub fn poll_timeout(&self, db: &Connection) -> Result<Option<u64>, GroupError> {
         let next: Option<i64> = db.query_row(
-            "SELECT MIN(not_before) FROM kith_intents WHERE commit_hash IS NULL",
+            "SELECT MIN(not_before) FROM kith_intents WHERE commit_hash IS NULL
+             AND group_id NOT IN (SELECT group_id FROM kith_removed)",
             [],
             |r| r.get(0),
         )?;

@@ -7,9 +7,11 @@ use kith_crypto::mls::openmls::prelude::*;
 use kith_crypto::mls::{group_join_config, verify_leaf_credential, KithProvider};
 use rusqlite::Connection;
 
+use super::admin;
 use super::commands::{hash, load, members_of, AppEnvelope};
 use super::errors::{malformed, mls, GroupError};
 use super::fork::{beats, CommitClass, CommitRank};
+use super::removal;
 use super::store::{self, LoggedCommit};
 use super::{Event, GroupEngine, GroupId, Incoming, OpenedWith, Outgoing, Output};
 use crate::content::{AppMessage, Content};
@@ -35,6 +37,11 @@ impl GroupEngine {
             store::unstash(db, id)?;
         }
         let mut out = Output::default();
+        if incoming.frame.kind == FrameKind::Control && incoming.opened_with == OpenedWith::Device {
+            self.receive_rejoin(db, now, &incoming.frame.payload, &mut out)?;
+            self.finish(db, &mut out)?;
+            return Ok(out);
+        }
         if incoming.frame.kind != FrameKind::Mls {
             return Ok(out);
         }
@@ -88,6 +95,19 @@ impl GroupEngine {
             None => None,
         };
         let staged = builder.replace_old_group().build().map_err(mls)?;
+        let context = staged.group_context();
+        let welcomed = GroupId(context.group_id().as_slice().to_vec());
+        if self.is_stale_welcome(db, &welcomed, context.epoch().as_u64())? {
+            tracing::debug!("ignoring a Welcome older than the group state we hold");
+            return Ok(());
+        }
+        let adder: Option<String> = staged
+            .welcome_sender()
+            .ok()
+            .and_then(|leaf| {
+                verify_leaf_credential(leaf.credential(), leaf.signature_key(), None).ok()
+            })
+            .map(|device| device.delivery_address);
         for member in staged.members() {
             let key = SignaturePublicKey::from(member.signature_key.clone());
             verify_leaf_credential(&member.credential, &key, None)
@@ -97,6 +117,10 @@ impl GroupEngine {
         let gid = GroupId(group.group_id().as_slice().to_vec());
         store::forget_group(db, &gid)?;
         store::ensure_group_row(db, &gid)?;
+        // The adder is an admin: every member accepted its add commit only as one.
+        if let Some(adder) = adder {
+            admin::add_root(db, &gid, &adder)?;
+        }
         if let Some(used) = used {
             store::used_key_package(
                 db,
@@ -114,7 +138,7 @@ impl GroupEngine {
         Ok(())
     }
 
-    fn receive_commit(
+    pub(crate) fn receive_commit(
         &self,
         db: &Connection,
         now: u64,
@@ -128,7 +152,11 @@ impl GroupEngine {
         let parent = protocol.epoch().as_u64();
         let current = group.epoch().as_u64();
         let hash = hash(&provider, bytes)?;
-        if parent == current {
+        let removed = removal::removed_parent(db, gid)?;
+        if removed.is_some_and(|p| p != parent) {
+            return Ok(());
+        }
+        if parent == current && removed.is_none() {
             self.merge_incoming(db, &provider, group, gid, protocol, hash, bytes, out)?;
             return Ok(());
         }
@@ -140,9 +168,13 @@ impl GroupEngine {
             tracing::debug!(parent, current, "commit beyond the horizon");
             return Ok(());
         };
-        if incumbent.hash == hash || !store::has_snapshot(db, gid, parent)? {
+        if incumbent.hash == hash {
             return Ok(());
         }
+        if !store::has_snapshot(db, gid, parent)? {
+            return self.diverged(db, gid, parent, &protocol, hash, &incumbent, out);
+        }
+        let held_hash = hash.clone();
         db.execute_batch("SAVEPOINT kith_fork")?;
         let mut trial = Output::default();
         let won = self.try_fork(
@@ -162,6 +194,9 @@ impl GroupEngine {
                     tracing::debug!(%error, "competing commit did not apply");
                 }
                 db.execute_batch("ROLLBACK TO kith_fork; RELEASE kith_fork")?;
+                if matches!(won, Err(GroupError::NotAdmin)) {
+                    admin::hold(db, gid, &held_hash, bytes)?;
+                }
             }
         }
         Ok(())
@@ -187,10 +222,14 @@ impl GroupEngine {
         let provider = KithProvider::new(db);
         let mut group = load(&provider, gid)?;
         let processed = group.process_message(&provider, protocol).map_err(mls)?;
+        let committer = device_of(processed.credential()).map(|d| d.delivery_address);
         let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
             return Ok(false);
         };
         check_commit_leaves(&staged)?;
+        if admin::needs_admin(&staged) && !admin::is_admin(db, gid, &committer?)? {
+            return Err(GroupError::NotAdmin);
+        }
         let rank = CommitRank {
             class: CommitClass::of(&staged),
             hash: hash.clone(),
@@ -238,6 +277,7 @@ impl GroupEngine {
                 return Ok(());
             }
         };
+        let committer = device_of(processed.credential()).map(|d| d.delivery_address);
         let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
             tracing::debug!("ignoring a public message that is not a commit");
             return Ok(());
@@ -245,6 +285,16 @@ impl GroupEngine {
         if let Err(error) = check_commit_leaves(&staged) {
             tracing::warn!(%error, "refusing a commit with a leaf whose certificate fails");
             return Ok(());
+        }
+        if admin::needs_admin(&staged) {
+            let allowed = match &committer {
+                Ok(address) => admin::is_admin(db, gid, address)?,
+                Err(_) => false,
+            };
+            if !allowed {
+                tracing::debug!("holding a membership commit from a device not (yet) admin");
+                return admin::hold(db, gid, &hash, bytes);
+            }
         }
         let logged = LoggedCommit {
             class: CommitClass::of(&staged).to_i64(),
@@ -270,15 +320,16 @@ impl GroupEngine {
     ) -> Result<bool, GroupError> {
         let parent = group.epoch().as_u64();
         let before = members_of(group);
-        let self_removed = staged.self_removed();
         store::snapshot(db, gid, parent)?;
-        group.merge_staged_commit(provider, staged).map_err(mls)?;
-        if self_removed {
-            group.delete(provider.storage()).map_err(mls)?;
-            store::forget_group(db, gid)?;
+        if staged.self_removed() {
+            // Tentative (removal.rs): stay at the parent, the removal as its incumbent.
+            store::log_commit(db, gid, parent, &logged)?;
+            removal::mark(db, gid, parent)?;
             out.events.push(Event::Removed { group: gid.clone() });
             return Ok(false);
         }
+        removal::clear(db, gid)?;
+        group.merge_staged_commit(provider, staged).map_err(mls)?;
         store::log_commit(db, gid, parent, &logged)?;
         self.after_merge(db, provider, group, gid, &before, out)?;
         Ok(true)
@@ -328,7 +379,15 @@ impl GroupEngine {
             )?;
         }
         if !store::mark_seen(db, gid, &envelope.message.id.0)? {
-            return Ok(());
+            // Group state (name, admins) is applied again: it is idempotent, and a device
+            // that re-joined (its rows forgotten) must learn it from a message it has seen.
+            let is_state = matches!(
+                envelope.message.content,
+                Content::Rename { .. } | Content::MakeAdmin { .. }
+            );
+            if !is_state {
+                return Ok(());
+            }
         }
         self.show(db, now, &group, gid, device, envelope.message, out)
     }
@@ -388,6 +447,9 @@ impl GroupEngine {
             Content::LeaveRequest => {
                 self.plan_removal(db, now, group, gid, &device.delivery_address, out)?;
             }
+            Content::MakeAdmin { addresses } => {
+                self.apply_grant(db, now, gid, &device.delivery_address, addresses, out)?;
+            }
             _ => out.events.push(Event::Message {
                 group: gid.clone(),
                 sender: device.delivery_address,
@@ -414,9 +476,28 @@ impl GroupEngine {
             group: gid.clone(),
             address: address.to_owned(),
         });
+        removal::leave_requested(db, gid, address)?;
+        self.schedule_leave(db, now, group, gid, address)?;
+        self.run_intents(db, now, gid, out)
+    }
+
+    /// Plans the removal of a device that asked to leave, if this device is an admin:
+    /// ranked among the admins by leaf index, [`LEAVE_STEP_SECS`] apart.
+    pub(crate) fn schedule_leave(
+        &self,
+        db: &Connection,
+        now: u64,
+        group: &MlsGroup,
+        gid: &GroupId,
+        address: &str,
+    ) -> Result<(), GroupError> {
+        let admins = admin::admins(db, gid)?;
+        if !admins.contains(&self.address) || address == self.address {
+            return Ok(());
+        }
         let rank = members_of(group)
             .into_iter()
-            .filter(|m| m.address != address)
+            .filter(|m| m.address != address && admins.contains(&m.address))
             .map(|m| (m.leaf_index, m.address))
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
@@ -427,7 +508,7 @@ impl GroupEngine {
             addresses: vec![address.to_owned()],
         };
         store::add_intent(db, gid, &intent, due)?;
-        self.run_intents(db, now, gid, out)
+        Ok(())
     }
 }
 

@@ -110,7 +110,9 @@ CREATE INDEX IF NOT EXISTS kith_snap_encryption_keys_i ON kith_snap_encryption_k
 /// `kith_crypto::mls::run_migrations`, which must run first.
 pub fn migrate(db: &Connection) -> Result<(), GroupError> {
     db.execute_batch(SCHEMA)?;
-    Ok(())
+    super::admin::migrate(db)?;
+    super::removal::migrate(db)?;
+    super::repair::migrate(db)
 }
 
 /// The key openmls_sqlite_storage stores a group id under (its JSON codec).
@@ -205,6 +207,12 @@ pub(crate) fn restore(db: &Connection, group: &GroupId, epoch: u64) -> Result<()
         params![group.0, epoch as i64],
     )?;
     let e = epoch as i64;
+    // The chain changed from `epoch` on: commits re-sent to a peer before are not the ones
+    // it now needs, so anti-entropy may send again (found by the simulator).
+    db.execute(
+        "DELETE FROM kith_resent WHERE group_id = ?1",
+        params![group.0],
+    )?;
     for sql in [
         "DELETE FROM kith_epochs WHERE group_id = ?1 AND epoch > ?2",
         "DELETE FROM kith_commits WHERE group_id = ?1 AND parent_epoch >= ?2",
@@ -252,13 +260,19 @@ pub(crate) fn prune(db: &Connection, group: &GroupId, current: u64) -> Result<()
     }
     for sql in [
         "DELETE FROM kith_snap_encryption_keys WHERE group_id = ?1 AND snap_epoch < ?2",
-        "DELETE FROM kith_commits WHERE group_id = ?1 AND parent_epoch < ?2",
-        "DELETE FROM kith_epochs WHERE group_id = ?1 AND epoch < ?2",
         "DELETE FROM kith_sent WHERE group_id = ?1 AND epoch < ?2",
         "DELETE FROM kith_resent WHERE group_id = ?1 AND epoch < ?2",
         "DELETE FROM kith_intents WHERE group_id = ?1 AND parent_epoch < ?2",
     ] {
         db.execute(sql, params![group.0, o])?;
+    }
+    // Epoch ids, keys and the commit log stay longer: they detect deep forks (repair.rs).
+    let detect = current.saturating_sub(super::repair::DETECT_EPOCHS) as i64;
+    for sql in [
+        "DELETE FROM kith_commits WHERE group_id = ?1 AND parent_epoch < ?2",
+        "DELETE FROM kith_epochs WHERE group_id = ?1 AND epoch < ?2",
+    ] {
+        db.execute(sql, params![group.0, detect])?;
     }
     retire_key_packages(db, group, current)
 }
@@ -277,7 +291,12 @@ pub(crate) fn forget_group(db: &Connection, group: &GroupId) -> Result<(), Group
         "kith_snap_own_leaf_nodes",
         "kith_snap_proposals",
         "kith_snap_encryption_keys",
-    ] {
+    ]
+    .into_iter()
+    .chain(super::admin::TABLES)
+    .chain(super::removal::TABLES)
+    .chain([super::repair::TABLE])
+    {
         db.execute(
             &format!("DELETE FROM {table} WHERE group_id = ?1"),
             params![group.0],

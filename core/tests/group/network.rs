@@ -23,6 +23,9 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rusqlite::Connection;
 
+#[path = "roles.rs"]
+mod roles;
+
 /// How the frames in flight are delivered in one round.
 #[derive(Clone, Copy, Debug)]
 pub enum Order {

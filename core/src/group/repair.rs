@@ -1,0 +1,268 @@
+//! Beyond the horizon: forks deeper than [`super::HORIZON`] are repaired by re-adding.
+//!
+//! Rollback needs a snapshot, and snapshots are kept for H epochs only. Epoch ids, envelope
+//! keys and the commit log are kept longer ([`DETECT_EPOCHS`]), which is what detects a deep
+//! fork: a commit for a parent epoch we still hold a key and a logged commit for, but no
+//! snapshot, that differs from the commit we merged there, comes from a peer on another
+//! branch. Fork choice between the two commits at the divergence point (class read from
+//! the commit's public content, then hash) says which side is on the losing branch. The
+//! losing device asks to be re-added: it sends a fresh KeyPackage in a `RejoinRequest`
+//! control frame under one admin's device key. That admin (if the device is still a member
+//! there, with the same identity) removes its old leaf and adds the new package in one
+//! commit and Welcomes it; the device replaces its stale group with the Welcome's. What the
+//! device sent on the abandoned branch beyond the horizon is lost.
+use kith_crypto::frame::{Frame, FrameKind};
+use kith_crypto::mls::openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use kith_crypto::mls::openmls::prelude::*;
+use kith_crypto::mls::KithProvider;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use super::admin;
+use super::commands::{load, members_of, parse_key_package, Intent};
+use super::errors::{mls, GroupError};
+use super::fork::{beats, CommitClass, CommitRank};
+use super::store::{self, LoggedCommit};
+use super::{Event, GroupEngine, GroupId, MemberInfo, Outgoing, Output, SealKey};
+
+/// How many epochs back epoch ids, envelope keys and the commit log are kept, to detect a
+/// peer on a branch that forked beyond the rollback horizon (4 × H).
+pub const DETECT_EPOCHS: u64 = 4 * super::HORIZON;
+
+/// A device on a losing branch beyond the horizon asks an admin to re-add it.
+#[derive(Debug, Serialize, Deserialize)]
+struct RejoinRequest {
+    /// The group id.
+    group: Vec<u8>,
+    /// A fresh KeyPackage of the requesting device (TLS-serialized).
+    key_package: Vec<u8>,
+}
+
+/// The rejoin-request table, for `forget_group`.
+pub(crate) const TABLE: &str = "kith_rejoin_requested";
+
+/// Creates the table that remembers a rejoin request was sent (idempotent).
+pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
+    db.execute_batch(
+        "CREATE TABLE IF NOT EXISTS kith_rejoin_requested (group_id BLOB PRIMARY KEY);",
+    )?;
+    Ok(())
+}
+
+/// The fork-choice class of a commit we cannot process (its parent state is gone), read
+/// from the proposals in its public content.
+fn public_class(protocol: &ProtocolMessage) -> Option<CommitClass> {
+    let ProtocolMessage::PublicMessage(message) = protocol else {
+        return None;
+    };
+    let value = serde_json::to_value(message).ok()?;
+    let proposals = value
+        .pointer("/content/body/Commit/proposals")?
+        .as_array()?;
+    let mut class = CommitClass::SelfUpdate;
+    for entry in proposals {
+        let kind = entry
+            .get("Proposal")
+            .and_then(|p| p.as_object())
+            .and_then(|p| p.keys().next().cloned())
+            .unwrap_or_default();
+        match kind.as_str() {
+            "Remove" => return Some(CommitClass::Removal),
+            "Update" => {}
+            _ => class = CommitClass::AddOrContext,
+        }
+    }
+    Some(class)
+}
+
+impl GroupEngine {
+    /// A commit for `parent`, which we moved past beyond the rollback horizon, differs from
+    /// ours there. If it wins fork choice we are on a losing branch: ask an admin to re-add us
+    /// (once until we rejoin).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn diverged(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+        parent: u64,
+        protocol: &ProtocolMessage,
+        hash: Vec<u8>,
+        incumbent: &LoggedCommit,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let Some(class) = public_class(protocol) else {
+            return Ok(());
+        };
+        let rank = CommitRank { class, hash };
+        let ours = CommitRank {
+            class: CommitClass::from_i64(incumbent.class),
+            hash: incumbent.hash.clone(),
+        };
+        if !beats(&rank, &ours) || already_requested(db, gid)? {
+            return Ok(());
+        }
+        let provider = KithProvider::new(db);
+        let members = members_of(&load(&provider, gid)?);
+        let admins = admin::admins(db, gid)?;
+        let Some(admin) = members
+            .iter()
+            .map(|m| &m.address)
+            .find(|a| **a != self.address && admins.contains(a))
+        else {
+            tracing::warn!("on a losing branch beyond the horizon and no admin to ask");
+            return Ok(());
+        };
+        let key_package = self.key_packages(db, 1)?.remove(0);
+        let request = RejoinRequest {
+            group: gid.0.clone(),
+            key_package,
+        };
+        db.execute(
+            "INSERT OR IGNORE INTO kith_rejoin_requested (group_id) VALUES (?1)",
+            params![gid.0],
+        )?;
+        out.outgoing.push(Outgoing {
+            recipients: vec![admin.clone()],
+            key: SealKey::Device {
+                address: admin.clone(),
+            },
+            frame: Frame {
+                kind: FrameKind::Control,
+                payload: serde_json::to_vec(&request)?,
+            },
+        });
+        out.events.push(Event::RejoinRequested {
+            group: gid.clone(),
+            parent_epoch: parent,
+        });
+        Ok(())
+    }
+
+    /// A rejoin request arrived under our device key: if we are an admin and the device is
+    /// a member with the same identity, plan its re-add.
+    pub(crate) fn receive_rejoin(
+        &self,
+        db: &Connection,
+        now: u64,
+        payload: &[u8],
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let Ok(request) = serde_json::from_slice::<RejoinRequest>(payload) else {
+            tracing::debug!("ignoring a malformed control frame");
+            return Ok(());
+        };
+        let gid = GroupId(request.group);
+        if !store::is_member_group(db, &gid)? || !admin::is_admin(db, &gid, &self.address)? {
+            return Ok(());
+        }
+        let provider = KithProvider::new(db);
+        let members = members_of(&load(&provider, &gid)?);
+        let package = KeyPackageIn::tls_deserialize_exact(request.key_package.as_slice()).ok();
+        let Some(member) = package.and_then(|p| requester(&provider, &members, p)) else {
+            tracing::debug!("ignoring a rejoin request from a device that is not a member");
+            return Ok(());
+        };
+        let intent = Intent::Readd {
+            key_package: request.key_package,
+            identity: member.identity.to_bytes(),
+        };
+        store::add_intent(db, &gid, &intent, now)?;
+        self.run_intents(db, now, &gid, out)
+    }
+
+    /// The commit that re-adds a device: removes its old leaf and adds its new package.
+    /// `None` when the package's leaf is already in the tree (the re-add happened).
+    pub(crate) fn readd_commit(
+        &self,
+        provider: &KithProvider<'_>,
+        group: &mut MlsGroup,
+        key_package: &[u8],
+        identity: &[u8; 32],
+    ) -> Result<Option<(MlsMessageOut, MlsMessageOut, String)>, GroupError> {
+        let (package, address) = parse_key_package(provider, key_package, identity)?;
+        // The TLS form is the key with a one-byte length in front.
+        let new_key = package
+            .leaf_node()
+            .encryption_key()
+            .tls_serialize_detached()
+            .map_err(super::errors::malformed)?;
+        let present = group.members().any(|m| {
+            new_key.len() == m.encryption_key.len() + 1 && new_key.ends_with(&m.encryption_key)
+        });
+        if present {
+            return Ok(None);
+        }
+        let old: Vec<LeafNodeIndex> = members_of(group)
+            .iter()
+            .filter(|m| m.address == address)
+            .map(|m| LeafNodeIndex::new(m.leaf_index))
+            .collect();
+        let bundle = group
+            .commit_builder()
+            .propose_removals(old)
+            .propose_adds(Some(package))
+            .load_psks(provider.storage())
+            .map_err(mls)?
+            .build(provider.rand(), provider.crypto(), &self.signer, |_| true)
+            .map_err(mls)?
+            .stage_commit(provider)
+            .map_err(mls)?;
+        let (commit, welcome, _) = bundle.into_contents();
+        let welcome =
+            welcome.ok_or_else(|| GroupError::Mls("a re-add commit without a Welcome".into()))?;
+        let welcome = MlsMessageOut::from_welcome(welcome, ProtocolVersion::Mls10);
+        Ok(Some((commit, welcome, address)))
+    }
+}
+
+/// The member a rejoin request's KeyPackage belongs to: same address, same identity, and a
+/// certificate that verifies.
+fn requester(
+    provider: &KithProvider<'_>,
+    members: &[MemberInfo],
+    package: KeyPackageIn,
+) -> Option<MemberInfo> {
+    let package = package
+        .validate(provider.crypto(), ProtocolVersion::Mls10)
+        .ok()?;
+    let leaf = package.leaf_node();
+    let device =
+        kith_crypto::mls::verify_leaf_credential(leaf.credential(), leaf.signature_key(), None)
+            .ok()?;
+    members
+        .iter()
+        .find(|m| m.address == device.delivery_address && m.identity == device.identity_key)
+        .cloned()
+}
+
+impl GroupEngine {
+    /// A Welcome for a group we already hold replaces our state only if we asked to be
+    /// re-added, were removed, or it is for a later epoch than ours: a duplicated or late
+    /// Welcome must not roll an up-to-date device back to the epoch it joined at.
+    pub(crate) fn is_stale_welcome(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+        epoch: u64,
+    ) -> Result<bool, GroupError> {
+        if !store::is_member_group(db, gid)?
+            || super::removal::removed_parent(db, gid)?.is_some()
+            || already_requested(db, gid)?
+        {
+            return Ok(false);
+        }
+        let provider = KithProvider::new(db);
+        Ok(load(&provider, gid).is_ok_and(|g| g.epoch().as_u64() >= epoch))
+    }
+}
+
+fn already_requested(db: &Connection, gid: &GroupId) -> Result<bool, GroupError> {
+    Ok(db
+        .query_row(
+            "SELECT 1 FROM kith_rejoin_requested WHERE group_id = ?1",
+            params![gid.0],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
