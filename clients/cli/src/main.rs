@@ -16,7 +16,7 @@
 //! kith --data-dir D group add GROUP MEMBER   MEMBER: a contact's address or fingerprint
 //!                                         (hex or kith:fp1/), or a bundle (hex)
 //! kith --data-dir D group remove GROUP ADDRESS | leave GROUP | rename GROUP NAME
-//! kith --data-dir D group members GROUP
+//! kith --data-dir D group members GROUP | admin GROUP ADDRESS
 //! kith --data-dir D send GROUP TEXT [--reply-to ID] | send GROUP --file F [--mime M]
 //! kith --data-dir D react GROUP ID EMOJI [--remove]
 //! kith --data-dir D edit GROUP ID TEXT | delete GROUP ID
@@ -240,10 +240,17 @@ enum GroupCommand {
         /// The new name.
         name: String,
     },
-    /// List a group's member devices.
+    /// List a group's member devices (admins marked).
     Members {
         /// The group id (hex).
         group: String,
+    },
+    /// Make a member device an admin (who may add and remove members).
+    Admin {
+        /// The group id (hex).
+        group: String,
+        /// The device's address.
+        address: String,
     },
 }
 
@@ -334,16 +341,29 @@ fn run(cli: Cli) -> Result<()> {
             print(json, &json!({ "name": name }), "renamed")
         }
         Command::Group(GroupCommand::Members { group }) => {
-            let members = client.members(&group_id(&group)?)?;
+            let group = group_id(&group)?;
+            let (members, admins) = (client.members(&group)?, client.admins(&group)?);
+            let is_admin = |address: &String| admins.contains(address);
             let list: Vec<_> = members
                 .iter()
                 .map(|m| {
-                    json!({ "address": m.address,
-                                 "identity": hex::encode(m.identity.to_bytes()) })
+                    json!({ "address": m.address, "admin": is_admin(&m.address),
+                            "identity": hex::encode(m.identity.to_bytes()) })
                 })
                 .collect();
-            let text: Vec<_> = members.iter().map(|m| m.address.clone()).collect();
+            let text: Vec<_> = members
+                .iter()
+                .map(|m| match is_admin(&m.address) {
+                    true => format!("{} (admin)", m.address),
+                    false => m.address.clone(),
+                })
+                .collect();
             print(json, &serde_json::Value::Array(list), &text.join("\n"))
+        }
+        Command::Group(GroupCommand::Admin { group, address }) => {
+            client.make_admin(&group_id(&group)?, std::slice::from_ref(&address))?;
+            session::send_queued(&client, SEND_LIMIT)?;
+            print(json, &json!({ "admin": address }), "made admin")
         }
         Command::Send {
             group,

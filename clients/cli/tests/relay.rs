@@ -168,6 +168,14 @@ fn replies_reactions_edits_files_deletion_watch_and_removal_over_the_cli() {
     }
     let members = kith(a, &["group", "members", &group]);
     assert_eq!(members.as_array().unwrap().len(), 3);
+    let admins: Vec<_> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["admin"] == true)
+        .collect();
+    assert_eq!(admins.len(), 1, "the creator only: {members}");
+    assert_eq!(admins[0]["address"], Value::String(addresses[0].clone()));
 
     // B watches while A sends: the message comes out of `watch` as a JSON line.
     let watch = Command::new(env!("CARGO_BIN_EXE_kith"))
@@ -190,6 +198,15 @@ fn replies_reactions_edits_files_deletion_watch_and_removal_over_the_cli() {
         "watch printed no message: {watched}"
     );
 
+    // B (now in the group) is not an admin: it may not remove anyone.
+    let refused = Command::new(env!("CARGO_BIN_EXE_kith"))
+        .arg("--data-dir")
+        .arg(b)
+        .args(["group", "remove", &group, &addresses[2]])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not an admin"));
     let reply = id(&kith(b, &["send", &group, "hi A", "--reply-to", &hello]));
     kith(b, &["react", &group, &hello, "👍"]);
     let history = sync_until(a, &group, deadline, |h| {

@@ -37,6 +37,21 @@ impl Client {
         })
     }
 
+    /// Makes member devices admins (this device must be one): they may then add and remove.
+    pub fn make_admin(&self, group: &GroupId, addresses: &[String]) -> Result<(), ClientError> {
+        self.command(|tx, now, events| {
+            let out = self
+                .engine
+                .make_admin(tx, now, &mut OsRng, group, addresses.to_vec())?;
+            self.apply(tx, now, out, events)
+        })
+    }
+
+    /// The group's admin devices (addresses), as this device knows them.
+    pub fn admins(&self, group: &GroupId) -> Result<Vec<String>, ClientError> {
+        self.transaction(|tx, _| Ok(self.engine.admins(tx, group)?))
+    }
+
     /// The group's member devices, sorted by address.
     pub fn members(&self, group: &GroupId) -> Result<Vec<MemberInfo>, ClientError> {
         self.transaction(|tx, _| Ok(self.engine.members(tx, group)?))

@@ -164,8 +164,38 @@ impl Client {
                 identity: bundle.identity,
             };
             let out = self.engine.add_devices(tx, now, group, vec![new])?;
-            self.apply(tx, now, out, events)
+            self.apply(tx, now, out, events)?;
+            self.share_role_with_own_device(tx, now, group, &bundle, events)
         })
+    }
+
+    /// A device of this account's own user shares its admin role: an admin that adds its
+    /// user's other device makes it an admin too (roles belong to people, not devices).
+    fn share_role_with_own_device(
+        &self,
+        tx: &Connection,
+        now: u64,
+        group: &GroupId,
+        bundle: &Bundle,
+        events: &mut Vec<Event>,
+    ) -> Result<(), ClientError> {
+        let own = bundle.identity == self.account.identity().public_key();
+        let admins = self.engine.admins(tx, group)?;
+        if !own || !admins.iter().any(|a| a == self.account.address()) {
+            return Ok(());
+        }
+        let added = self
+            .engine
+            .members(tx, group)?
+            .iter()
+            .any(|m| m.address == bundle.address);
+        if added {
+            let out =
+                self.engine
+                    .make_admin(tx, now, &mut OsRng, group, vec![bundle.address.clone()])?;
+            self.apply(tx, now, out, events)?;
+        }
+        Ok(())
     }
 
     /// Removes the member device at `address` from `group`.
