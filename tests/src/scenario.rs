@@ -113,11 +113,15 @@ pub async fn run(accounts: Accounts) -> Result<()> {
         carol
             .wait_for(|e| matches!(e, Event::Group(g) if *g == removed))
             .await?;
+        // "After" means after the sender has the removal: until then a message in the old
+        // epoch is rightly Carol's to read (she was a member when it was sent).
+        for device in [&alice1, &bob] {
+            members_until(device, &group, 3).await?;
+        }
         alice1.client.send_text(&group, "after Carol")?;
         for device in [&alice2, &bob] {
             history_until(device, &group, has_text("after Carol")).await?;
         }
-        assert_eq!(alice1.client.members(&group)?.len(), 3);
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(!texts(&carol.client.history(&group)?).contains(&"after Carol"));
 
@@ -147,6 +151,18 @@ async fn history_until(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Polls until `device` counts `count` member devices in `group` (up to [`PATIENCE`]).
+async fn members_until(device: &ClientDevice, group: &GroupId, count: usize) -> Result<()> {
+    let started = Instant::now();
+    while device.client.members(group)?.len() != count {
+        if started.elapsed() > PATIENCE {
+            bail!("{}: the group never had {count} members", device.name);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 fn texts(history: &[ChatMessage]) -> Vec<&str> {
