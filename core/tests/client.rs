@@ -1,75 +1,20 @@
 //! The client end to end against a real kith-relay in process: three accounts, each with
 //! its inbox and outbox running; A creates a group and adds B and C from their bundles;
 //! messages reach every member exactly once; after C is removed it sees nothing new.
+#[path = "support/devices.rs"]
+mod devices;
 #[path = "transport/harness.rs"]
 #[allow(dead_code)]
 mod harness;
 
-use std::sync::Arc;
-use std::time::Duration;
-
+use devices::{device, Device};
 use harness::{account_dir, wait_for_event, Relay};
 use kith_core::account::Account;
 use kith_core::client::{Client, StoredMessage};
 use kith_core::content::Content;
-use kith_core::events::{ConnectionState, Event};
+use kith_core::events::Event;
 use kith_core::group::{self, GroupId};
-use kith_core::transport::{InboxOptions, OutboxOptions, Security, TransportError};
-use tokio::sync::broadcast;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-struct Device {
-    client: Arc<Client>,
-    events: broadcast::Receiver<Event>,
-    tasks: Vec<JoinHandle<Result<(), TransportError>>>,
-}
-
-/// Creates an account on the relay and starts its inbox (waiting until it is logged in)
-/// and its outbox.
-async fn device(
-    relay: &Relay,
-    dirs: &tempfile::TempDir,
-    name: &str,
-    stop: &CancellationToken,
-) -> Device {
-    let account = Account::create(
-        &account_dir(dirs, name),
-        relay.endpoint(Security::ImplicitTls),
-    )
-    .unwrap();
-    let client = Arc::new(Client::new(account).unwrap());
-    let mut events = client.account().events().subscribe();
-    let inbox = client.account().inbox(
-        InboxOptions::default().with_backoff(Duration::from_millis(50), Duration::from_millis(500)),
-    );
-    let handler = client.inbox_handler();
-    let inbox_task = tokio::spawn({
-        let stop = stop.clone();
-        async move { inbox.run(handler, stop).await }
-    });
-    wait_for_event(&mut events, |e| {
-        *e == Event::ConnectionChanged(ConnectionState::Connected)
-    })
-    .await;
-    let outbox = client.account().outbox(
-        OutboxOptions::default().with_retry(Duration::from_millis(50), Duration::from_millis(500)),
-    );
-    let outbox_task = tokio::spawn({
-        let stop = stop.clone();
-        async move { outbox.run(stop).await }
-    });
-    let timers = tokio::spawn(Arc::clone(&client).run_timers(stop.clone()));
-    let timers_task = tokio::spawn(async move {
-        timers.await.expect("timers task");
-        Ok(())
-    });
-    Device {
-        client,
-        events,
-        tasks: vec![inbox_task, outbox_task, timers_task],
-    }
-}
 
 fn texts(messages: &[StoredMessage]) -> Vec<(String, bool)> {
     messages

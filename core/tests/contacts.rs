@@ -2,69 +2,19 @@
 //! up with each other as verified contacts (same SAS), A makes a group from the contact
 //! and they talk; a stranger joins another group with a group invite; a second joiner of
 //! a used invite is refused.
+#[path = "support/devices.rs"]
+mod devices;
 #[path = "transport/harness.rs"]
 #[allow(dead_code)]
 mod harness;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use harness::{account_dir, wait_for_event, Relay};
-use kith_core::account::Account;
-use kith_core::client::Client;
+use devices::{device, Device};
+use harness::{wait_for_event, Relay};
 use kith_core::contacts::JoinFailure;
 use kith_core::content::Content;
-use kith_core::events::{ConnectionState, Event};
+use kith_core::events::Event;
 use kith_core::group::{self, GroupId};
-use kith_core::transport::{InboxOptions, OutboxOptions, Security, TransportError};
-use tokio::sync::broadcast;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-struct Device {
-    client: Arc<Client>,
-    events: broadcast::Receiver<Event>,
-    tasks: Vec<JoinHandle<Result<(), TransportError>>>,
-}
-
-async fn device(
-    relay: &Relay,
-    dirs: &tempfile::TempDir,
-    name: &str,
-    stop: &CancellationToken,
-) -> Device {
-    let account = Account::create(
-        &account_dir(dirs, name),
-        relay.endpoint(Security::ImplicitTls),
-    )
-    .unwrap();
-    let client = Arc::new(Client::new(account).unwrap());
-    let mut events = client.account().events().subscribe();
-    let inbox = client.account().inbox(
-        InboxOptions::default().with_backoff(Duration::from_millis(50), Duration::from_millis(500)),
-    );
-    let handler = client.inbox_handler();
-    let inbox_task = tokio::spawn({
-        let stop = stop.clone();
-        async move { inbox.run(handler, stop).await }
-    });
-    wait_for_event(&mut events, |e| {
-        *e == Event::ConnectionChanged(ConnectionState::Connected)
-    })
-    .await;
-    let outbox = client.account().outbox(
-        OutboxOptions::default().with_retry(Duration::from_millis(50), Duration::from_millis(500)),
-    );
-    let outbox_task = tokio::spawn({
-        let stop = stop.clone();
-        async move { outbox.run(stop).await }
-    });
-    Device {
-        client,
-        events,
-        tasks: vec![inbox_task, outbox_task],
-    }
-}
 
 async fn added_sas(device: &mut Device) -> String {
     match wait_for_event(&mut device.events, |e| {

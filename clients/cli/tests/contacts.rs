@@ -3,59 +3,17 @@
 //! group from the contact and they exchange texts; bad links and unknown contacts give
 //! their exit codes.
 use std::path::Path;
-use std::process::{Command, Output};
+
 use std::time::{Duration, Instant};
 
-use kith_e2e::{start_relay, LocalRelay, DOMAIN};
+mod support;
+
+use kith_e2e::{start_relay, DOMAIN};
 use serde_json::Value;
+use support::{init, kith, run};
 
 /// How long the whole exchange may take before the test gives up (not a speed claim).
 const OVERALL: Duration = Duration::from_secs(240);
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kith"))
-        .arg("--json")
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("running kith")
-}
-
-/// Runs `kith --json --data-dir DIR ARGS...`, requires success and parses its stdout.
-fn kith(dir: &Path, args: &[&str]) -> Value {
-    let out = run(dir, args);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "kith {args:?} failed:\n{stdout}\n{stderr}"
-    );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("bad JSON {stdout:?}: {e}"))
-}
-
-fn init(relay: &LocalRelay, dir: &Path) -> String {
-    let imap = relay.imaps.port().to_string();
-    let smtp = relay.submissions.port().to_string();
-    let cert = relay.dir.path().join("cert.pem");
-    let out = kith(
-        dir,
-        &[
-            "init",
-            "--relay",
-            DOMAIN,
-            "--host",
-            "localhost",
-            "--imap-port",
-            &imap,
-            "--smtp-port",
-            &smtp,
-            "--ca-cert",
-            cert.to_str().expect("utf-8 path"),
-        ],
-    );
-    out["address"].as_str().expect("address").to_owned()
-}
 
 /// Syncs in short rounds until a contact is added; returns its (address, code).
 fn sync_until_contact(dir: &Path, deadline: Instant) -> (String, String) {

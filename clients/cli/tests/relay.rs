@@ -4,53 +4,14 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kith_e2e::{start_relay, LocalRelay, DOMAIN};
+mod support;
+
+use kith_e2e::{start_relay, DOMAIN};
 use serde_json::Value;
+use support::{init, kith};
 
 /// How long the whole exchange may take before the test gives up (not a speed claim).
 const OVERALL: Duration = Duration::from_secs(180);
-
-/// Runs `kith --json --data-dir DIR ARGS...`, requires success and parses its stdout.
-fn kith(dir: &Path, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_kith"))
-        .arg("--json")
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("running kith");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "kith {args:?} failed:\n{stdout}\n{stderr}"
-    );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("bad JSON {stdout:?}: {e}"))
-}
-
-/// `kith init` against the local relay.
-fn init(relay: &LocalRelay, dir: &Path) -> String {
-    let imap = relay.imaps.port().to_string();
-    let smtp = relay.submissions.port().to_string();
-    let cert = relay.dir.path().join("cert.pem");
-    let out = kith(
-        dir,
-        &[
-            "init",
-            "--relay",
-            DOMAIN,
-            "--host",
-            "localhost",
-            "--imap-port",
-            &imap,
-            "--smtp-port",
-            &smtp,
-            "--ca-cert",
-            cert.to_str().expect("utf-8 path"),
-        ],
-    );
-    out["address"].as_str().expect("address").to_owned()
-}
 
 /// The texts `dir`'s history shows in `group` that were received (not sent by itself).
 fn received(dir: &Path, group: &str) -> Vec<String> {
