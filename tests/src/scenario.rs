@@ -1,6 +1,6 @@
 //! The end-to-end group scenario every deployment must pass, whatever the servers are (two
 //! federating Kith relays, or a standard Postfix + Dovecot): three users, Alice with two
-//! devices; texts, a reply, a reaction and a chunked file; Bob's client stopped
+//! devices; Bob and Carol become Alice's contacts by invite and join; texts, a reply, a reaction and a chunked file; Bob's client stopped
 //! mid-conversation and restarted from disk; Carol removed and reading nothing new.
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -38,10 +38,17 @@ pub async fn run(accounts: Accounts) -> Result<()> {
     let mut bob = ClientDevice::launch(accounts.bob, "bob", &bob_stop).await?;
     let mut carol = ClientDevice::launch(accounts.carol, "carol", &stop).await?;
     let result = async {
-        let group = alice1.client.create_group("everyone")?;
-        for device in [&bob, &carol, &alice2] {
-            alice1.client.add_member(&group, &device.client.bundle()?)?;
+        // Bob and Carol become Alice's verified contacts through the invite handshake
+        // (both sides see the same code); Alice's own second device is added by bundle.
+        for device in [&mut bob, &mut carol] {
+            become_contacts(&alice1, device).await?;
         }
+        let group = alice1.client.create_group("everyone")?;
+        for device in [&bob, &carol] {
+            let contact = alice1.client.find_contact(device.address())?;
+            alice1.client.add_contact_to_group(&group, &contact)?;
+        }
+        alice1.client.add_member(&group, &alice2.client.bundle()?)?;
         for device in [&mut bob, &mut carol, &mut alice2] {
             joined(device, &group).await?;
         }
@@ -151,6 +158,38 @@ async fn history_until(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `inviter` shows an invite, `joiner` joins with it; both must end with each other as a
+/// verified contact and the same 6-digit code.
+async fn become_contacts(inviter: &ClientDevice, joiner: &mut ClientDevice) -> Result<()> {
+    let invite = inviter.client.create_invite(600)?;
+    let mut inviter_events = inviter.client.account().events().subscribe();
+    let joining = joiner.client.join(&invite.uri)?;
+    let added = |e: &Event| matches!(e, Event::ContactAdded { .. });
+    let Event::ContactAdded {
+        sas: joiner_sas, ..
+    } = joiner.wait_for(added).await?
+    else {
+        bail!("not a ContactAdded event");
+    };
+    let inviter_sas = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Ok(Event::ContactAdded { sas, .. }) = inviter_events.recv().await {
+                return sas;
+            }
+        }
+    })
+    .await
+    .context("the inviter never added the contact")?;
+    if joiner_sas != inviter_sas || joiner_sas != joining.sas {
+        bail!("the two screens show different codes: {joiner_sas} / {inviter_sas}");
+    }
+    let contact = inviter.client.find_contact(joiner.address())?;
+    if !contact.is_verified {
+        bail!("{} is not a verified contact", joiner.name);
+    }
+    Ok(())
 }
 
 /// Polls until `device` counts `count` member devices in `group` (up to [`PATIENCE`]).
