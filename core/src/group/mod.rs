@@ -33,7 +33,7 @@ pub use commands::STASH_TTL;
 pub use errors::GroupError;
 pub use fork::{beats, choose_fork, CommitClass, CommitRank};
 pub use receive::LEAVE_STEP_SECS;
-pub use repair::DETECT_EPOCHS;
+pub use repair::{RejoinRequest, DETECT_EPOCHS, MAX_REJOIN_REQUEST_LEN};
 pub use store::{migrate, HORIZON};
 
 use crate::content::AppMessage;

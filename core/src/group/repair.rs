@@ -29,13 +29,32 @@ use super::{Event, GroupEngine, GroupId, MemberInfo, Outgoing, Output, SealKey};
 /// peer on a branch that forked beyond the rollback horizon (4 × H).
 pub const DETECT_EPOCHS: u64 = 4 * super::HORIZON;
 
-/// A device on a losing branch beyond the horizon asks an admin to re-add it.
-#[derive(Debug, Serialize, Deserialize)]
-struct RejoinRequest {
+/// The largest rejoin request accepted (a KeyPackage is a few hundred bytes; JSON doubles it).
+pub const MAX_REJOIN_REQUEST_LEN: usize = 64 * 1024;
+
+/// A device on a losing branch beyond the horizon asks an admin to re-add it: the payload
+/// of a `FrameKind::Control` frame sealed to the admin's device key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejoinRequest {
     /// The group id.
-    group: Vec<u8>,
+    pub group: Vec<u8>,
     /// A fresh KeyPackage of the requesting device (TLS-serialized).
-    key_package: Vec<u8>,
+    pub key_package: Vec<u8>,
+}
+
+impl RejoinRequest {
+    /// The wire form (JSON).
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a rejoin request always serializes")
+    }
+
+    /// Parses bytes from the network; `None` if they are not a rejoin request.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() > MAX_REJOIN_REQUEST_LEN {
+            return None;
+        }
+        serde_json::from_slice(bytes).ok()
+    }
 }
 
 /// The rejoin-request table, for `forget_group`.
@@ -128,7 +147,7 @@ impl GroupEngine {
             },
             frame: Frame {
                 kind: FrameKind::Control,
-                payload: serde_json::to_vec(&request)?,
+                payload: request.encode(),
             },
         });
         out.events.push(Event::RejoinRequested {
@@ -147,7 +166,7 @@ impl GroupEngine {
         payload: &[u8],
         out: &mut Output,
     ) -> Result<(), GroupError> {
-        let Ok(request) = serde_json::from_slice::<RejoinRequest>(payload) else {
+        let Some(request) = RejoinRequest::decode(payload) else {
             tracing::debug!("ignoring a malformed control frame");
             return Ok(());
         };
@@ -265,4 +284,22 @@ fn already_requested(db: &Connection, gid: &GroupId) -> Result<bool, GroupError>
         )
         .optional()?
         .is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejoin_requests_round_trip_and_bad_bytes_are_refused() {
+        let request = RejoinRequest {
+            group: vec![7; 16],
+            key_package: vec![1, 2, 3],
+        };
+        assert_eq!(RejoinRequest::decode(&request.encode()), Some(request));
+        assert_eq!(RejoinRequest::decode(b"not json"), None);
+        assert_eq!(RejoinRequest::decode(br#"{"group":[1]}"#), None);
+        let huge = vec![b' '; MAX_REJOIN_REQUEST_LEN + 1];
+        assert_eq!(RejoinRequest::decode(&huge), None);
+    }
 }
