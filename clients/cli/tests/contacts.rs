@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 mod support;
 
 use kith_e2e::{start_relay, DOMAIN};
-use serde_json::Value;
-use support::{init, kith, run};
+use support::{init, kith, run, sync_until_received};
 
 /// How long the whole exchange may take before the test gives up (not a speed claim).
 const OVERALL: Duration = Duration::from_secs(240);
@@ -26,26 +25,6 @@ fn sync_until_contact(dir: &Path, deadline: Instant) -> (String, String) {
             );
         }
         assert!(Instant::now() < deadline, "no contact was added: {out}");
-    }
-}
-
-fn sync_until_received(dir: &Path, group: &str, text: &str, deadline: Instant) -> usize {
-    loop {
-        kith(dir, &["sync", "--seconds", "2"]);
-        let history = kith(dir, &["history", group]);
-        let count = history
-            .as_array()
-            .expect("history is a list")
-            .iter()
-            .filter(|m| m["outgoing"] == Value::Bool(false) && m["text"] == text)
-            .count();
-        if count > 0 {
-            return count;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{text:?} never arrived: {history}"
-        );
     }
 }
 

@@ -1,6 +1,5 @@
 //! The `kith` binary end to end against a real relay on loopback: two accounts, a group,
 //! a text each way, everything through the command line with `--json`.
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -8,39 +7,10 @@ mod support;
 
 use kith_e2e::{start_relay, DOMAIN};
 use serde_json::Value;
-use support::{init, kith};
+use support::{init, kith, received_count, sync_until, sync_until_received};
 
 /// How long the whole exchange may take before the test gives up (not a speed claim).
 const OVERALL: Duration = Duration::from_secs(180);
-
-/// The texts `dir`'s history shows in `group` that were received (not sent by itself).
-fn received(dir: &Path, group: &str) -> Vec<String> {
-    let history = kith(dir, &["history", group]);
-    history
-        .as_array()
-        .expect("history is a list")
-        .iter()
-        .filter(|m| m["outgoing"] == Value::Bool(false))
-        .map(|m| m["text"].as_str().expect("text").to_owned())
-        .collect()
-}
-
-/// Syncs `dir` in short rounds until its history shows `text` from someone else; returns
-/// how many times it appears then.
-fn sync_until_received(dir: &Path, group: &str, text: &str, deadline: Instant) -> usize {
-    loop {
-        kith(dir, &["sync", "--seconds", "2"]);
-        let count = received(dir, group).iter().filter(|t| *t == text).count();
-        if count > 0 {
-            return count;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{text:?} never arrived: {:?}",
-            kith(dir, &["history", group])
-        );
-    }
-}
 
 #[test]
 fn two_cli_accounts_exchange_texts_through_a_local_relay() {
@@ -75,33 +45,9 @@ fn two_cli_accounts_exchange_texts_through_a_local_relay() {
     kith(b.path(), &["send", &group, reply]);
     assert_eq!(sync_until_received(a.path(), &group, reply, deadline), 1);
     // B's own text is in its history as outgoing, A's still exactly once.
-    assert_eq!(
-        received(b.path(), &group)
-            .iter()
-            .filter(|t| *t == hello)
-            .count(),
-        1
-    );
+    let history = kith(b.path(), &["history", &group]);
+    assert_eq!(received_count(history.as_array().unwrap(), hello), 1);
     relay.ctx.shutdown.cancel();
-}
-
-/// Syncs `dir` in short rounds until `ready` holds for its history of `group`; returns
-/// that history.
-fn sync_until(
-    dir: &Path,
-    group: &str,
-    deadline: Instant,
-    ready: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    loop {
-        kith(dir, &["sync", "--seconds", "2"]);
-        let history = kith(dir, &["history", group]);
-        let list = history.as_array().expect("history is a list").clone();
-        if ready(&list) {
-            return list;
-        }
-        assert!(Instant::now() < deadline, "never ready: {history}");
-    }
 }
 
 fn id(value: &Value) -> String {

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::store::insert_message;
 use super::{ClientError, StoredMessage};
 use crate::content::{Content, MessageId};
 
@@ -101,28 +102,27 @@ pub(crate) fn store(
     now: u64,
 ) -> Result<Stored, ClientError> {
     match &message.content {
-        Content::FileChunk { .. } => store_chunk(db, chat, message, identity, now),
-        Content::Text { .. } => {
-            if !insert(db, chat, message, identity, now)? {
-                return Ok(Stored::Nothing);
-            }
-            if deletion_waiting(db, &message.id, identity)? {
-                let erased = erase(db, &message.id)?;
-                return Ok(Stored::Erased(message.id.clone(), erased));
-            }
-            Ok(Stored::New(message.id.clone()))
-        }
+        Content::FileChunk { .. } => return store_chunk(db, chat, message, identity, now),
+        Content::Text { .. }
+        | Content::Reaction { .. }
+        | Content::Edit { .. }
+        | Content::Delete { .. } => {}
+        // Renames, leave requests and admin grants are group state, handled by the engine.
+        _ => return Ok(Stored::Nothing),
+    }
+    if !insert_message(db, chat, message, identity, now)? {
+        return Ok(Stored::Nothing);
+    }
+    match &message.content {
         Content::Reaction { target, .. } | Content::Edit { target, .. } => {
-            if !insert(db, chat, message, identity, now)? {
-                return Ok(Stored::Nothing);
-            }
             changed_if_present(db, target)
         }
         Content::Delete { target } => {
-            if !insert(db, chat, message, identity, now)? {
-                return Ok(Stored::Nothing);
-            }
             let target_hex = hex::encode(target.0);
+            db.execute(
+                "INSERT OR IGNORE INTO message_deletions (target, identity) VALUES (?1, ?2)",
+                params![target_hex, &identity[..]],
+            )?;
             match shown_owner(db, &target_hex)? {
                 Some(owner) if owner == identity[..] => {
                     let erased = erase(db, &target_hex)?;
@@ -135,19 +135,17 @@ pub(crate) fn store(
                 None => Ok(Stored::Nothing),
             }
         }
-        // Renames and leave requests are group state, handled by the engine.
-        _ => Ok(Stored::Nothing),
+        _ => shown_or_erased(db, &message.id, identity),
     }
 }
 
-fn insert(
-    db: &Connection,
-    chat: i64,
-    message: &StoredMessage,
-    identity: &[u8; 32],
-    now: u64,
-) -> Result<bool, ClientError> {
-    super::store::insert_message(db, chat, message, identity, now)
+/// A newly stored text or file: shown, or erased at once if its deletion came first.
+fn shown_or_erased(db: &Connection, id: &str, identity: &[u8; 32]) -> Result<Stored, ClientError> {
+    if deletion_waiting(db, id, identity)? {
+        let erased = erase(db, id)?;
+        return Ok(Stored::Erased(id.to_owned(), erased));
+    }
+    Ok(Stored::New(id.to_owned()))
 }
 
 fn changed_if_present(db: &Connection, target: &MessageId) -> Result<Stored, ClientError> {
@@ -189,20 +187,14 @@ fn shown_owner(db: &Connection, id: &str) -> Result<Option<Vec<u8>>, ClientError
 
 /// True if a deletion of `id` by `identity` arrived before the message itself.
 fn deletion_waiting(db: &Connection, id: &str, identity: &[u8; 32]) -> Result<bool, ClientError> {
-    let mut stmt = db.prepare_cached(
-        "SELECT content FROM messages WHERE sender_identity = ?1 AND content LIKE ?2",
-    )?;
-    let pattern = format!("%\"type\":\"delete\"%{id}%");
-    let mut rows = stmt.query(params![&identity[..], pattern])?;
-    while let Some(row) = rows.next()? {
-        let content: Vec<u8> = row.get(0)?;
-        if let Ok(Content::Delete { target }) = serde_json::from_slice(&content) {
-            if hex::encode(target.0) == id {
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
+    Ok(db
+        .query_row(
+            "SELECT 1 FROM message_deletions WHERE target = ?1 AND identity = ?2",
+            params![id, &identity[..]],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
 /// Empties a message's content and removes its edits and its file chunks; returns the ids
@@ -295,12 +287,8 @@ fn store_chunk(
         },
         ..message.clone()
     };
-    insert(db, chat, &row, identity, now)?;
-    if deletion_waiting(db, &file_id, identity)? {
-        let erased = erase(db, &file_id)?;
-        return Ok(Stored::Erased(file_id, erased));
-    }
-    Ok(Stored::New(file_id))
+    insert_message(db, chat, &row, identity, now)?;
+    shown_or_erased(db, &file_id, identity)
 }
 
 /// The bytes of a complete file (`id` = the file's message id, hex).

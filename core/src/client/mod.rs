@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 mod bundle;
+mod commit;
 mod contacts;
 mod errors;
 mod groups;
@@ -36,6 +37,8 @@ use rand::rngs::OsRng;
 use rusqlite::{Connection, Transaction};
 use tokio::sync::Notify;
 
+use commit::AfterCommit;
+
 pub use bundle::{Bundle, BundleError, BUNDLE_VERSION, MAX_KEY_PACKAGE_LEN};
 pub use contacts::Chat;
 pub use errors::ClientError;
@@ -46,8 +49,7 @@ pub use messages::{DEFAULT_FILE_CHUNK_LEN, MAX_FILE_LEN};
 use crate::account::Account;
 use crate::contacts::{store as contact_rows, Via, REFUSAL_GRACE};
 use crate::content::Content;
-use crate::db::Database;
-use crate::events::{Event, EventBus};
+use crate::events::Event;
 use crate::group::{self, GroupEngine, GroupId, Incoming, NewDevice, OpenedWith, Outgoing, Output};
 use crate::transport::Outbox;
 
@@ -71,12 +73,12 @@ pub struct Client {
     account: Account,
     engine: GroupEngine,
     envelope_key: DeviceKeypair,
-    /// Events of inbox transactions, emitted by the publisher thread once the commit is done.
-    after_commit: mpsc::Sender<Vec<Event>>,
+    /// Events of inbox transactions, finished by the publisher thread once the commit is done.
+    publisher: mpsc::Sender<Vec<Event>>,
+    /// What follows each commit (its `timers` wake [`Client::run_timers`]).
+    after_commit: AfterCommit,
     /// The largest chunk [`Client::send_file`] puts in one message.
     file_chunk_len: AtomicUsize,
-    /// Wakes [`Client::run_timers`] after a commit.
-    timer_wake: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Client {
@@ -97,19 +99,19 @@ impl Client {
             group::migrate(tx)?;
             store::envelope_key(tx)
         })?;
-        let timer_wake = Arc::new(Notify::new());
-        let after_commit = spawn_publisher(
-            account.database().clone(),
-            account.events().clone(),
-            [account.outbox_wake(), timer_wake.clone()],
-        );
+        let after_commit = AfterCommit {
+            db: account.database().clone(),
+            bus: account.events().clone(),
+            outbox: account.outbox_wake(),
+            timers: Arc::new(Notify::new()),
+        };
         Ok(Self {
             account,
             engine,
             envelope_key,
+            publisher: after_commit.spawn_publisher(),
             after_commit,
             file_chunk_len: AtomicUsize::new(DEFAULT_FILE_CHUNK_LEN),
-            timer_wake,
         })
     }
 
@@ -242,7 +244,7 @@ impl Client {
             let events = client.handle_envelope(tx, unix_now(), incoming.bytes)?;
             // The publisher waits for the database lock, i.e. for this commit, then wakes
             // the outbox for what the envelope produced and emits the events.
-            let _ = client.after_commit.send(events);
+            let _ = client.publisher.send(events);
             Ok(())
         }
     }
@@ -293,12 +295,7 @@ impl Client {
     /// are scrubbed from the WAL, the outbox is woken for what the envelope produced, and
     /// the events are emitted.
     pub fn committed(&self, events: Vec<Event>) {
-        scrub_wal_after(self.account.database(), &events);
-        self.account.outbox_wake().notify_one();
-        self.wake_timers();
-        for event in events {
-            self.account.events().emit(event);
-        }
+        self.after_commit.finish(events, true);
     }
 
     /// Seals and queues every outgoing frame, records events (storing messages), and
@@ -474,14 +471,7 @@ impl Client {
     ) -> Result<T, ClientError> {
         let mut events = Vec::new();
         let value = self.transaction(|tx, now| work(tx, now, &mut events))?;
-        scrub_wal_after(self.account.database(), &events);
-        self.account.outbox_wake().notify_one();
-        if wake_timers {
-            self.wake_timers();
-        }
-        for event in events {
-            self.account.events().emit(event);
-        }
+        self.after_commit.finish(events, wake_timers);
         Ok(value)
     }
 
@@ -501,47 +491,6 @@ enum Opened {
     Group(OpenedWith),
     /// The first-message key of our invite with this row id.
     Invite(i64),
-}
-
-/// Emits each batch of inbox events once the database lock is free again, i.e. after the
-/// transaction that produced them committed (or rolled back: then no batch was sent).
-/// `wake` are the outbox's and the timers' wake-ups.
-fn spawn_publisher(
-    db: Database,
-    bus: EventBus,
-    wake: [Arc<Notify>; 2],
-) -> mpsc::Sender<Vec<Event>> {
-    let (sender, receiver) = mpsc::channel::<Vec<Event>>();
-    std::thread::spawn(move || {
-        for batch in receiver {
-            let _ = db.read(|_| Ok(()));
-            scrub_wal_after(&db, &batch);
-            wake.iter().for_each(|w| w.notify_one());
-            for event in batch {
-                bus.emit(event);
-            }
-        }
-    });
-    sender
-}
-
-/// After a deletion (or any change to a message), checkpoints the WAL and truncates it, so
-/// the erased text does not linger in old WAL frames (`secure_delete` covers the main file
-/// only). A failure is logged: the text is already gone from the database itself.
-fn scrub_wal_after(db: &Database, events: &[Event]) {
-    if !events
-        .iter()
-        .any(|e| matches!(e, Event::MessageChanged { .. }))
-    {
-        return;
-    }
-    let result = db.read(|conn| {
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
-    });
-    if let Err(error) = result {
-        tracing::warn!(%error, "could not truncate the WAL after a deletion");
-    }
 }
 
 fn unix_now() -> u64 {

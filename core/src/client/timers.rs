@@ -29,14 +29,9 @@ impl Client {
             };
             tokio::select! {
                 () = stop.cancelled() => {}
-                () = self.timer_wake.notified() => {}
+                () = self.after_commit.timers.notified() => {}
                 () = tokio::time::sleep(sleep.min(MAX_SLEEP)) => {}
             }
         }
-    }
-
-    /// Wakes [`Client::run_timers`] (after a commit that may have made work due).
-    pub(crate) fn wake_timers(&self) {
-        self.timer_wake.notify_one();
     }
 }

@@ -133,4 +133,18 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX contact_key_packages_by_device
         ON contact_key_packages (contact_id, device_id, is_last_resort, id);
     "#,
+    // 5: deletions by target, so a stored message finds a deletion that arrived before it
+    // with one lookup instead of a scan of every message (existing deletions backfilled).
+    r#"
+    CREATE TABLE message_deletions (
+        target        TEXT NOT NULL,           -- the deleted message's id (hex)
+        identity      BLOB NOT NULL,           -- who deleted it (only its sender may)
+        PRIMARY KEY (target, identity)
+    ) STRICT;
+    INSERT OR IGNORE INTO message_deletions (target, identity)
+        SELECT json_extract(CAST(content AS TEXT), '$.target'), sender_identity
+        FROM messages
+        WHERE json_valid(CAST(content AS TEXT))
+          AND json_extract(CAST(content AS TEXT), '$.type') = 'delete';
+    "#,
 ];

@@ -120,3 +120,31 @@ fn cursor_and_processed_ids_round_trip() {
 }
 
 use crate::transport::Outbox;
+
+#[test]
+fn migration_5_indexes_the_deletions_already_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+        for migration in &schema::MIGRATIONS[..4] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute_batch(
+            "INSERT INTO chats (id, kind, created_at) VALUES (1, 'group', 0);
+             INSERT INTO messages VALUES ('d1', 1, x'01', x'', CAST('{\"type\":\"delete\",\"target\":\"aa\"}' AS BLOB), 0, 0, 'received');
+             INSERT INTO messages VALUES ('t1', 1, x'01', x'', CAST('{\"type\":\"text\",\"body\":\"aa\"}' AS BLOB), 0, 0, 'received');
+             INSERT INTO messages VALUES ('e1', 1, x'02', x'', x'', 0, 0, 'received');",
+        )
+        .unwrap();
+    }
+    let db = Database::open(dir.path()).unwrap();
+    let rows: Vec<(String, Vec<u8>)> = db
+        .read(|conn| {
+            let mut stmt = conn.prepare("SELECT target, identity FROM message_deletions")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .unwrap();
+    assert_eq!(rows, vec![("aa".to_owned(), vec![1u8])]);
+}

@@ -2,6 +2,7 @@
 //! kith-e2e's in-process relay.
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Instant;
 
 use kith_e2e::{LocalRelay, DOMAIN};
 use serde_json::Value;
@@ -51,4 +52,38 @@ pub fn init(relay: &LocalRelay, dir: &Path) -> String {
         ],
     );
     out["address"].as_str().expect("address").to_owned()
+}
+
+/// Syncs `dir` in short rounds until `ready` holds for its history of `group`; returns
+/// that history. Fails at `deadline` (a give-up bound, not a speed claim).
+pub fn sync_until(
+    dir: &Path,
+    group: &str,
+    deadline: Instant,
+    ready: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    loop {
+        kith(dir, &["sync", "--seconds", "2"]);
+        let history = kith(dir, &["history", group]);
+        let list = history.as_array().expect("history is a list").clone();
+        if ready(&list) {
+            return list;
+        }
+        assert!(Instant::now() < deadline, "never ready: {history}");
+    }
+}
+
+/// How many times `history` shows `text` received from someone else.
+pub fn received_count(history: &[Value], text: &str) -> usize {
+    history
+        .iter()
+        .filter(|m| m["outgoing"] == Value::Bool(false) && m["text"] == text)
+        .count()
+}
+
+/// Syncs `dir` until its history of `group` shows `text` from someone else; returns how
+/// many times it appears then.
+pub fn sync_until_received(dir: &Path, group: &str, text: &str, deadline: Instant) -> usize {
+    let history = sync_until(dir, group, deadline, |h| received_count(h, text) > 0);
+    received_count(&history, text)
 }
