@@ -143,6 +143,27 @@ impl GroupEngine {
         group: &GroupId,
         addresses: Vec<String>,
     ) -> Result<Output, GroupError> {
+        self.require_admin_over(db, group, &addresses)?;
+        add_grants(db, group, &self.address, &addresses)?;
+        Ok(self
+            .send(db, now, rng, group, Content::MakeAdmin { addresses })?
+            .1)
+    }
+
+    /// The group's admin devices (delivery addresses), as this device knows them.
+    pub fn admins(&self, db: &Connection, group: &GroupId) -> Result<Vec<String>, GroupError> {
+        load(&KithProvider::new(db), group)?;
+        admins(db, group)
+    }
+
+    /// Checks a membership command on `addresses`: at least one, this device an admin, and
+    /// every address a member device.
+    pub(crate) fn require_admin_over(
+        &self,
+        db: &Connection,
+        group: &GroupId,
+        addresses: &[String],
+    ) -> Result<(), GroupError> {
         if addresses.is_empty() {
             return Err(GroupError::EmptyInput);
         }
@@ -154,16 +175,7 @@ impl GroupEngine {
         {
             return Err(GroupError::UnknownMember);
         }
-        add_grants(db, group, &self.address, &addresses)?;
-        Ok(self
-            .send(db, now, rng, group, Content::MakeAdmin { addresses })?
-            .1)
-    }
-
-    /// The group's admin devices (delivery addresses), as this device knows them.
-    pub fn admins(&self, db: &Connection, group: &GroupId) -> Result<Vec<String>, GroupError> {
-        load(&KithProvider::new(db), group)?;
-        admins(db, group)
+        Ok(())
     }
 
     /// Fails with [`GroupError::NotAdmin`] unless this device is an admin of the group.

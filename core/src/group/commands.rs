@@ -168,17 +168,7 @@ impl GroupEngine {
         group: &GroupId,
         addresses: Vec<String>,
     ) -> Result<Output, GroupError> {
-        if addresses.is_empty() {
-            return Err(GroupError::EmptyInput);
-        }
-        self.require_admin(db, group)?;
-        let members = members_of(&load(&KithProvider::new(db), group)?);
-        if addresses
-            .iter()
-            .any(|a| !members.iter().any(|m| &m.address == a))
-        {
-            return Err(GroupError::UnknownMember);
-        }
+        self.require_admin_over(db, group, &addresses)?;
         self.issue(db, now, group, vec![Intent::Remove { addresses }])
     }
 
