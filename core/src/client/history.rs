@@ -185,6 +185,29 @@ fn shown_owner(db: &Connection, id: &str) -> Result<Option<Vec<u8>>, ClientError
     }))
 }
 
+/// The sender identity of `id` if it is a text or file of `group` that is not deleted.
+pub(crate) fn live_owner(
+    db: &Connection,
+    group: &crate::group::GroupId,
+    id: &str,
+) -> Result<Option<Vec<u8>>, ClientError> {
+    let row: Option<(Vec<u8>, Vec<u8>)> = db
+        .query_row(
+            "SELECT m.sender_identity, m.content FROM messages m
+             JOIN chats c ON c.id = m.chat_id WHERE m.id = ?1 AND c.group_id = ?2",
+            params![id, group.0],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    Ok(row.and_then(|(owner, content)| {
+        matches!(
+            serde_json::from_slice(&content),
+            Ok(Content::Text { .. } | Content::FileChunk { .. })
+        )
+        .then_some(owner)
+    }))
+}
+
 /// True if a deletion of `id` by `identity` arrived before the message itself.
 fn deletion_waiting(db: &Connection, id: &str, identity: &[u8; 32]) -> Result<bool, ClientError> {
     Ok(db

@@ -3,7 +3,7 @@
 use rand::rngs::OsRng;
 use rusqlite::Connection;
 
-use super::history::{self, ChatMessage, FileData, MessageBody, Stored};
+use super::history::{self, ChatMessage, FileData, Stored};
 use super::{store, Client, ClientError, StoredMessage};
 use crate::content::{Content, MessageId};
 use crate::events::{ChatId, Event, MessageId as EventMessageId};
@@ -173,32 +173,15 @@ impl Client {
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(unknown)?;
-        let identity = self.account.identity().public_key().to_bytes();
-        let history = self.history(group)?;
-        let message = history
-            .iter()
-            .find(|m| m.id == hex::encode(bytes))
+        let owner = self
+            .transaction(|tx, _| history::live_owner(tx, group, &hex::encode(bytes)))?
             .ok_or_else(unknown)?;
-        if matches!(message.body, MessageBody::Deleted) {
-            return Err(unknown());
-        }
-        if own && !message.is_outgoing && !self.is_own(&message.id, &identity)? {
+        if own && owner != self.account.identity().public_key().to_bytes()[..] {
             return Err(ClientError::NotOwnMessage {
                 id: target.to_owned(),
             });
         }
         Ok(MessageId(bytes))
-    }
-
-    fn is_own(&self, id: &str, identity: &[u8; 32]) -> Result<bool, ClientError> {
-        self.transaction(|tx, _| {
-            let owner: Vec<u8> = tx.query_row(
-                "SELECT sender_identity FROM messages WHERE id = ?1",
-                [id],
-                |row| row.get(0),
-            )?;
-            Ok(owner == identity[..])
-        })
     }
 }
 
