@@ -80,7 +80,8 @@ impl World {
         }
     }
 
-    /// Leaves and removals by admins still in the group took effect (unless re-added).
+    /// Leaves and removals by admins still in the group took effect (unless the target or
+    /// the remover was re-added since).
     fn check_requests(&mut self, holders: &[usize]) {
         let last_add =
             |j: usize, after: usize| self.record.adds.iter().any(|&(t, s)| t == j && s >= after);
@@ -97,7 +98,13 @@ impl World {
             }
         }
         for &(a, j, step) in &self.record.removes {
-            if holders.contains(&a) && holders.contains(&j) && !last_add(j, step) {
+            // A remover that was itself removed meanwhile (and re-added) lost the removal
+            // with its membership: its pending commands die with it.
+            if holders.contains(&a)
+                && holders.contains(&j)
+                && !last_add(j, step)
+                && !last_add(a, step)
+            {
                 problems.push(format!(
                     "device {a} removed {j} at step {step}; {j} is still in"
                 ));

@@ -57,6 +57,8 @@ pub(crate) struct World {
     pub(crate) step: usize,
     pub(crate) record: Record,
     pub(crate) stats: RunStats,
+    /// Whether to print every delivery (`KITH_SIM_TRACE`).
+    pub(crate) trace: bool,
 }
 
 impl World {
@@ -101,6 +103,7 @@ impl World {
             rng,
             step: 0,
             stats: RunStats::default(),
+            trace: std::env::var_os("KITH_SIM_TRACE").is_some(),
         };
         world.stats.devices = n as u64;
         world.group = match world.call(0, |e, db, now, rng| e.create_group(db, now, rng, "sim")) {
@@ -215,6 +218,14 @@ impl World {
         self.record
             .after_call(i, &self.devices[i], &self.group, &out.events);
         for outgoing in out.outgoing {
+            if self.trace {
+                eprintln!(
+                    "  d{i} sends {:08x} ({:?}) to {:?}",
+                    digest(&outgoing.frame.payload),
+                    outgoing.frame.kind,
+                    outgoing.recipients
+                );
+            }
             let key = match outgoing.key {
                 SealKey::Epoch { key, .. } => Sealed::Epoch(*key),
                 SealKey::Device { address } => Sealed::Device(address),
@@ -311,6 +322,9 @@ impl World {
     pub(crate) fn deliver(&mut self, packet: Packet) -> bool {
         let i = packet.to;
         self.stats.deliveries += 1;
+        if self.trace {
+            eprintln!("  deliver {:08x} to d{i}", digest(&packet.frame.payload));
+        }
         match self.open(i, &packet) {
             Some(opened_with) => {
                 !matches!(self.receive(i, packet, opened_with, None), Called::Crashed)
@@ -388,4 +402,11 @@ impl World {
             })
             .collect()
     }
+}
+
+/// A short fingerprint of a frame for traces (FNV-1a).
+fn digest(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
 }

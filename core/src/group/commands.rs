@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::errors::{malformed, mls, GroupError};
 use super::fork::CommitClass;
+use super::lineage;
 use super::store::{self, LoggedCommit};
 use super::{Event, GroupEngine, GroupId, MemberInfo, NewDevice, Output, SealKey};
 use super::{Outgoing, StashedEnvelope};
@@ -38,6 +39,18 @@ pub(crate) enum Intent {
         /// The identity key of the device's owner.
         identity: [u8; 32],
     },
+}
+
+impl Intent {
+    /// The intent's kind, for logs (never its content).
+    fn kind(&self) -> &'static str {
+        match self {
+            Intent::Add { .. } => "add",
+            Intent::Remove { .. } => "remove",
+            Intent::SelfUpdate => "self-update",
+            Intent::Readd { .. } => "re-add",
+        }
+    }
 }
 
 /// What an application message carries around the content: the sender's epoch id, for
@@ -330,9 +343,15 @@ impl GroupEngine {
         out: &mut Output,
     ) -> Result<(), GroupError> {
         for (id, intent) in store::due_intents(db, group, now)? {
-            if let Err(error) = self.execute(db, group, id, intent, out) {
-                tracing::warn!(%error, "dropping an intent that cannot be committed");
-                store::delete_intent(db, id)?;
+            tracing::debug!(id, kind = intent.kind(), "running an intent");
+            match self.execute(db, group, id, intent, out) {
+                // The transaction is failing (or was interrupted): let it roll back whole.
+                Err(error @ GroupError::Database(_)) => return Err(error),
+                Err(error) => {
+                    tracing::warn!(%error, "dropping an intent that cannot be committed");
+                    store::delete_intent(db, id)?;
+                }
+                Ok(()) => {}
             }
         }
         Ok(())
@@ -367,10 +386,24 @@ impl GroupEngine {
                 if packages.is_empty() {
                     return store::delete_intent(db, id);
                 }
-                let (commit, welcome, _) = group
-                    .add_members(&provider, &self.signer, &packages)
+                let lineage =
+                    lineage::for_add(db, gid, group.epoch().as_u64(), CommitClass::AddOrContext)?;
+                let bundle = group
+                    .commit_builder()
+                    .propose_adds(packages)
+                    .force_self_update(true)
+                    .load_psks(provider.storage())
+                    .map_err(mls)?
+                    .create_group_info_with_extensions([lineage.to_extension()])
+                    .map_err(mls)?
+                    .build(provider.rand(), provider.crypto(), &self.signer, |_| true)
+                    .map_err(mls)?
+                    .stage_commit(&provider)
                     .map_err(mls)?;
-                (commit, Some(welcome), added)
+                let welcome = bundle
+                    .to_welcome_msg()
+                    .ok_or_else(|| GroupError::Mls("an add commit without a Welcome".into()))?;
+                (bundle.into_commit(), Some(welcome), added)
             }
             Intent::Remove { addresses } => {
                 let leaves: Vec<LeafNodeIndex> = members
@@ -389,10 +422,14 @@ impl GroupEngine {
             Intent::Readd {
                 key_package,
                 identity,
-            } => match self.readd_commit(&provider, &mut group, &key_package, &identity)? {
-                Some((commit, welcome, address)) => (commit, Some(welcome), vec![address]),
-                None => return store::delete_intent(db, id),
-            },
+            } => {
+                let lineage =
+                    lineage::for_add(db, gid, group.epoch().as_u64(), CommitClass::Removal)?;
+                match self.readd_commit(&provider, &mut group, &key_package, &identity, &lineage)? {
+                    Some((commit, welcome, address)) => (commit, Some(welcome), vec![address]),
+                    None => return store::delete_intent(db, id),
+                }
+            }
             Intent::SelfUpdate => {
                 let bundle = group
                     .self_update(&provider, &self.signer, LeafNodeParameters::default())
@@ -403,6 +440,9 @@ impl GroupEngine {
         let hash = self.commit_own(db, &provider, &mut group, gid, commit, out)?;
         store::settle_intent(db, id, group.epoch().as_u64() - 1, &hash)?;
         if let Some(welcome) = welcome {
+            for address in &added {
+                super::branch_lost::welcomed(db, gid, address, group.epoch().as_u64())?;
+            }
             let welcome = serialize(&welcome)?;
             out.outgoing.extend(added.iter().map(|address| Outgoing {
                 recipients: vec![address.clone()],

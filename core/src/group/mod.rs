@@ -14,9 +14,11 @@
 //! no current key opens are stashed and offered again after each merge; application
 //! messages are shown once per message id; a peer that is behind gets the commits it lacks.
 mod admin;
+mod branch_lost;
 mod commands;
 mod errors;
 mod fork;
+mod lineage;
 mod queries;
 mod receive;
 mod removal;
@@ -29,9 +31,11 @@ use kith_crypto::identity::IdentityPublicKey;
 use kith_crypto::mls::DeviceSigningKey;
 use zeroize::Zeroizing;
 
+pub use branch_lost::{BranchLost, MAX_BRANCH_LOST_LEN};
 pub use commands::STASH_TTL;
 pub use errors::GroupError;
 pub use fork::{beats, choose_fork, CommitClass, CommitRank};
+pub use lineage::{Lineage, LineageEntry, LINEAGE_EXTENSION_TYPE, MAX_LINEAGE_ENTRIES};
 pub use receive::LEAVE_STEP_SECS;
 pub use repair::{RejoinRequest, DETECT_EPOCHS, MAX_REJOIN_REQUEST_LEN};
 pub use store::{migrate, HORIZON};

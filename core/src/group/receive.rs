@@ -11,9 +11,10 @@ use super::admin;
 use super::commands::{hash, load, members_of, AppEnvelope};
 use super::errors::{malformed, mls, GroupError};
 use super::fork::{beats, CommitClass, CommitRank};
+use super::lineage::{self, Lineage, LINEAGE_EXTENSION_TYPE};
 use super::removal;
 use super::store::{self, LoggedCommit};
-use super::{Event, GroupEngine, GroupId, Incoming, OpenedWith, Outgoing, Output};
+use super::{BranchLost, Event, GroupEngine, GroupId, Incoming, OpenedWith, Outgoing, Output};
 use crate::content::{AppMessage, Content};
 
 /// How long a member waits per rank before committing a removal someone asked for (the
@@ -38,7 +39,12 @@ impl GroupEngine {
         }
         let mut out = Output::default();
         if incoming.frame.kind == FrameKind::Control && incoming.opened_with == OpenedWith::Device {
-            self.receive_rejoin(db, now, &incoming.frame.payload, &mut out)?;
+            let payload = &incoming.frame.payload;
+            if let Some(lost) = BranchLost::decode(payload) {
+                self.receive_branch_lost(db, lost, &mut out)?;
+            } else {
+                self.receive_rejoin(db, now, payload, &mut out)?;
+            }
             self.finish(db, &mut out)?;
             return Ok(out);
         }
@@ -90,6 +96,12 @@ impl GroupEngine {
                     return Ok(());
                 }
             };
+        let lineage = builder
+            .processed_welcome()
+            .unverified_group_info()
+            .extensions()
+            .unknown(LINEAGE_EXTENSION_TYPE)
+            .and_then(|extension| Lineage::decode(&extension.0));
         let used = match builder.processed_welcome().own_key_package() {
             Some(package) => Some(package.hash_ref(provider.crypto()).map_err(mls)?),
             None => None,
@@ -97,8 +109,8 @@ impl GroupEngine {
         let staged = builder.replace_old_group().build().map_err(mls)?;
         let context = staged.group_context();
         let welcomed = GroupId(context.group_id().as_slice().to_vec());
-        if self.is_stale_welcome(db, &welcomed, context.epoch().as_u64())? {
-            tracing::debug!("ignoring a Welcome older than the group state we hold");
+        if self.is_stale_welcome(db, &welcomed, context.epoch().as_u64(), lineage.as_ref())? {
+            tracing::debug!("ignoring a Welcome no better than the group state we hold");
             return Ok(());
         }
         let adder: Option<String> = staged
@@ -113,10 +125,16 @@ impl GroupEngine {
             verify_leaf_credential(&member.credential, &key, None)
                 .map_err(GroupError::CertificateMismatch)?;
         }
+        // Moving to another branch (or back after a removal): what we sent on the old one
+        // is sent again on the new one (same ids, so nobody is shown it twice).
+        let resend = store::all_sent(db, &welcomed)?;
         let group = staged.into_group(&provider).map_err(mls)?;
         let gid = GroupId(group.group_id().as_slice().to_vec());
         store::forget_group(db, &gid)?;
         store::ensure_group_row(db, &gid)?;
+        if let Some(lineage) = &lineage {
+            lineage::store_joined(db, &gid, lineage)?;
+        }
         // The adder is an admin: every member accepted its add commit only as one.
         if let Some(adder) = adder {
             admin::add_root(db, &gid, &adder)?;
@@ -130,6 +148,10 @@ impl GroupEngine {
             )?;
         }
         self.record_current_epoch(db, &provider, &group, &gid)?;
+        for encoded in resend {
+            let message = AppMessage::decode(&encoded)?;
+            out.outgoing.push(self.encrypt(db, &gid, &message, true)?);
+        }
         out.events.push(Event::Joined { group: gid.clone() });
         out.events.push(Event::EpochChanged {
             group: gid,
@@ -153,7 +175,10 @@ impl GroupEngine {
         let current = group.epoch().as_u64();
         let hash = hash(&provider, bytes)?;
         let removed = removal::removed_parent(db, gid)?;
-        if removed.is_some_and(|p| p != parent) {
+        tracing::debug!(parent, current, ?removed, hash = %hex::encode(&hash[..4]), "commit in");
+        // Tentatively removed at `p`: nothing after it can apply, but a commit for `p` or an
+        // earlier parent still goes through fork choice and may keep us (seeds 103, 1008).
+        if removed.is_some_and(|p| parent > p) {
             return Ok(());
         }
         if parent == current && removed.is_none() {
@@ -182,6 +207,7 @@ impl GroupEngine {
         );
         match won {
             Ok(true) => {
+                tracing::debug!(parent, "competing commit won fork choice");
                 db.execute_batch("RELEASE kith_fork")?;
                 out.events.push(Event::ForkResolved {
                     group: gid.clone(),
@@ -325,10 +351,12 @@ impl GroupEngine {
             // Tentative (removal.rs): stay at the parent, the removal as its incumbent.
             store::log_commit(db, gid, parent, &logged)?;
             removal::mark(db, gid, parent)?;
+            self.announce_branch_lost(db, gid, parent, out)?;
             out.events.push(Event::Removed { group: gid.clone() });
             return Ok(false);
         }
         removal::clear(db, gid)?;
+        tracing::debug!(parent, class = logged.class, hash = %hex::encode(&logged.hash[..4]), "merging commit");
         group.merge_staged_commit(provider, staged).map_err(mls)?;
         store::log_commit(db, gid, parent, &logged)?;
         self.after_merge(db, provider, group, gid, &before, out)?;
@@ -378,6 +406,7 @@ impl GroupEngine {
                 out,
             )?;
         }
+        tracing::debug!(sent_epoch, current, "application message in");
         if !store::mark_seen(db, gid, &envelope.message.id.0)? {
             // Group state (name, admins) is applied again: it is idempotent, and a device
             // that re-joined (its rows forgotten) must learn it from a message it has seen.
@@ -445,6 +474,7 @@ impl GroupEngine {
                 }
             }
             Content::LeaveRequest => {
+                tracing::debug!("a member asks to leave");
                 self.plan_removal(db, now, group, gid, &device.delivery_address, out)?;
             }
             Content::MakeAdmin { addresses } => {
@@ -504,6 +534,7 @@ impl GroupEngine {
             .position(|(_, a)| a == self.address)
             .unwrap_or(usize::MAX / 2) as u64;
         let due = now.saturating_add(rank.saturating_mul(LEAVE_STEP_SECS));
+        tracing::debug!(rank, "planning the removal of a device that asked to leave");
         let intent = super::commands::Intent::Remove {
             addresses: vec![address.to_owned()],
         };

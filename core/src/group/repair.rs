@@ -22,6 +22,7 @@ use super::admin;
 use super::commands::{load, members_of, parse_key_package, Intent};
 use super::errors::{mls, GroupError};
 use super::fork::{beats, CommitClass, CommitRank};
+use super::lineage::Lineage;
 use super::store::{self, LoggedCommit};
 use super::{Event, GroupEngine, GroupId, MemberInfo, Outgoing, Output, SealKey};
 
@@ -197,6 +198,7 @@ impl GroupEngine {
         group: &mut MlsGroup,
         key_package: &[u8],
         identity: &[u8; 32],
+        lineage: &Lineage,
     ) -> Result<Option<(MlsMessageOut, MlsMessageOut, String)>, GroupError> {
         let (package, address) = parse_key_package(provider, key_package, identity)?;
         // The TLS form is the key with a one-byte length in front.
@@ -221,6 +223,8 @@ impl GroupEngine {
             .propose_removals(old)
             .propose_adds(Some(package))
             .load_psks(provider.storage())
+            .map_err(mls)?
+            .create_group_info_with_extensions([lineage.to_extension()])
             .map_err(mls)?
             .build(provider.rand(), provider.crypto(), &self.signer, |_| true)
             .map_err(mls)?
@@ -263,6 +267,7 @@ impl GroupEngine {
         db: &Connection,
         gid: &GroupId,
         epoch: u64,
+        lineage: Option<&Lineage>,
     ) -> Result<bool, GroupError> {
         if !store::is_member_group(db, gid)?
             || super::removal::removed_parent(db, gid)?.is_some()
@@ -271,7 +276,14 @@ impl GroupEngine {
             return Ok(false);
         }
         let provider = KithProvider::new(db);
-        Ok(load(&provider, gid).is_ok_and(|g| g.epoch().as_u64() >= epoch))
+        let Ok(group) = load(&provider, gid) else {
+            return Ok(false);
+        };
+        let ours = group.epoch().as_u64();
+        Ok(match lineage {
+            Some(lineage) => !super::lineage::welcome_is_better(db, gid, ours, epoch, lineage)?,
+            None => ours >= epoch,
+        })
     }
 }
 

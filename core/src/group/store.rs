@@ -112,6 +112,8 @@ pub fn migrate(db: &Connection) -> Result<(), GroupError> {
     db.execute_batch(SCHEMA)?;
     super::admin::migrate(db)?;
     super::removal::migrate(db)?;
+    super::lineage::migrate(db)?;
+    super::branch_lost::migrate(db)?;
     super::repair::migrate(db)
 }
 
@@ -295,8 +297,11 @@ pub(crate) fn forget_group(db: &Connection, group: &GroupId) -> Result<(), Group
     .into_iter()
     .chain(super::admin::TABLES)
     .chain(super::removal::TABLES)
-    .chain([super::repair::TABLE])
-    {
+    .chain([
+        super::repair::TABLE,
+        super::lineage::TABLE,
+        super::branch_lost::TABLE,
+    ]) {
         db.execute(
             &format!("DELETE FROM {table} WHERE group_id = ?1"),
             params![group.0],
@@ -561,6 +566,15 @@ pub(crate) fn sent_after(
         "SELECT message FROM kith_sent WHERE group_id = ?1 AND epoch > ?2 ORDER BY rowid",
     )?;
     let rows = stmt.query_map(params![group.0, parent_epoch as i64], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Every message this device still remembers sending to the group (for re-sending after
+/// it re-joins from a Welcome on another branch).
+pub(crate) fn all_sent(db: &Connection, group: &GroupId) -> Result<Vec<Vec<u8>>, GroupError> {
+    let mut stmt =
+        db.prepare("SELECT message FROM kith_sent WHERE group_id = ?1 ORDER BY rowid")?;
+    let rows = stmt.query_map(params![group.0], |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

@@ -39,7 +39,7 @@ pub use credential::{credential_with_key, new_key_package, verify_leaf_credentia
 pub use errors::MlsSetupError;
 pub use export::{epoch_id, export_epoch_key, EpochExport, ENVELOPE_KEY_LABEL, EPOCH_ID_LABEL};
 pub use provider::{begin_immediate, run_migrations, JsonCodec, KithProvider, KithStorage};
-pub use signer::DeviceSigningKey;
+pub use signer::{verify_control, DeviceSigningKey};
 
 /// The openmls crate Kith is built against, re-exported so that core uses exactly this one.
 pub use openmls;

@@ -35,6 +35,11 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
     let config = Config {
         min_devices: 3,
         max_devices: args.max_devices.max(3),

@@ -1,0 +1,226 @@
+//! Branch lost: telling devices we added on a branch that lost fork choice that it is gone.
+//!
+//! A device added after the fork point on a branch that loses is on that branch alone: the
+//! commit that beat it was sent before the device joined, and nobody on the winning branch
+//! counts it a member. If its adder stays an admin on the winning branch, the add is
+//! re-issued there and the new Welcome (with a better lineage, `lineage.rs`) moves the device
+//! over. If the adder itself is removed by the winning commit, nothing would ever reach the
+//! device (found by the simulator, seed 2176: an admin offline for long removed everyone,
+//! and the devices added meanwhile kept a group of their own). So every adder remembers the
+//! Welcomes it sent — (device, epoch, epoch id) — and when a commit removes it, tells each
+//! device it added after that commit's parent: a `BranchLost` control frame, signed with the
+//! adder's leaf key, sealed to the device's key. The device drops the group if it is still
+//! on that branch (it holds that epoch id) and the signer is an admin there; otherwise (it
+//! has moved to the winning branch meanwhile) the frame changes nothing.
+use kith_crypto::certificate::DeviceCertificate;
+use kith_crypto::frame::{Frame, FrameKind};
+use kith_crypto::mls::openmls::prelude::{BasicCredential, OpenMlsProvider as _};
+use kith_crypto::mls::{verify_control, KithProvider};
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+
+use super::admin;
+use super::commands::load;
+use super::errors::{mls, GroupError};
+use super::store;
+use super::{Event, GroupEngine, GroupId, Outgoing, Output, SealKey};
+
+/// The largest branch-lost frame accepted.
+pub const MAX_BRANCH_LOST_LEN: usize = 4 * 1024;
+
+const CONTEXT: &str = "branch-lost";
+
+/// The payload of a `FrameKind::Control` frame from an adder that lost its branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BranchLost {
+    /// The group id.
+    pub group: Vec<u8>,
+    /// The epoch the adder's Welcome put the device in.
+    pub epoch: u64,
+    /// That epoch's id (32 bytes).
+    pub epoch_id: Vec<u8>,
+    /// The adder's leaf signature key (32 bytes).
+    pub signer: Vec<u8>,
+    /// Ed25519 over the group, epoch and epoch id (`kith_crypto::mls::verify_control`).
+    pub signature: Vec<u8>,
+}
+
+impl BranchLost {
+    /// The wire form (JSON).
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a branch-lost frame always serializes")
+    }
+
+    /// Parses bytes from the network; `None` if they are not a branch-lost frame.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() > MAX_BRANCH_LOST_LEN {
+            return None;
+        }
+        serde_json::from_slice(bytes).ok()
+    }
+
+    fn signed_bytes(group: &[u8], epoch: u64, epoch_id: &[u8]) -> Vec<u8> {
+        let mut bytes = (group.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(group);
+        bytes.extend(epoch.to_be_bytes());
+        bytes.extend_from_slice(epoch_id);
+        bytes
+    }
+}
+
+/// Creates the table of Welcomes sent (idempotent).
+pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
+    db.execute_batch(
+        "CREATE TABLE IF NOT EXISTS kith_welcomed (
+             group_id BLOB NOT NULL,
+             address TEXT NOT NULL,
+             epoch INTEGER NOT NULL,
+             epoch_id BLOB NOT NULL,
+             PRIMARY KEY (group_id, address, epoch)
+         );",
+    )?;
+    Ok(())
+}
+
+/// The table, for `forget_group`.
+pub(crate) const TABLE: &str = "kith_welcomed";
+
+/// Remembers that our Welcome put `address` into `epoch` of the group.
+pub(crate) fn welcomed(
+    db: &Connection,
+    group: &GroupId,
+    address: &str,
+    epoch: u64,
+) -> Result<(), GroupError> {
+    let Some((epoch_id, _)) = store::epoch_record(db, group, epoch)? else {
+        return Ok(());
+    };
+    db.execute(
+        "INSERT OR REPLACE INTO kith_welcomed (group_id, address, epoch, epoch_id)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![group.0, address, epoch as i64, &epoch_id[..]],
+    )?;
+    Ok(())
+}
+
+impl GroupEngine {
+    /// A commit on `parent` removes us: tell every device we Welcomed into a later epoch
+    /// that its branch is lost (and forget those Welcomes).
+    pub(crate) fn announce_branch_lost(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+        parent: u64,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let rows: Vec<(String, i64, Vec<u8>)> = {
+            let mut stmt = db.prepare(
+                "SELECT address, epoch, epoch_id FROM kith_welcomed
+                 WHERE group_id = ?1 AND epoch > ?2 ORDER BY epoch",
+            )?;
+            let rows = stmt.query_map(params![gid.0, parent as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (address, epoch, epoch_id) in rows {
+            let epoch = epoch as u64;
+            let signature = self
+                .signer
+                .sign_control(CONTEXT, &BranchLost::signed_bytes(&gid.0, epoch, &epoch_id));
+            let frame = BranchLost {
+                group: gid.0.clone(),
+                epoch,
+                epoch_id,
+                signer: self.signer.public_key().to_vec(),
+                signature: signature.to_vec(),
+            };
+            out.outgoing.push(Outgoing {
+                recipients: vec![address.clone()],
+                key: SealKey::Device { address },
+                frame: Frame {
+                    kind: FrameKind::Control,
+                    payload: frame.encode(),
+                },
+            });
+        }
+        db.execute(
+            "DELETE FROM kith_welcomed WHERE group_id = ?1 AND epoch > ?2",
+            params![gid.0, parent as i64],
+        )?;
+        Ok(())
+    }
+
+    /// A branch-lost frame arrived: drop the group if we are still on that branch and the
+    /// signer is an admin there whose signature verifies.
+    pub(crate) fn receive_branch_lost(
+        &self,
+        db: &Connection,
+        lost: BranchLost,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let gid = GroupId(lost.group.clone());
+        if !store::is_member_group(db, &gid)? || super::removal::removed_parent(db, &gid)?.is_some()
+        {
+            return Ok(());
+        }
+        let on_that_branch = store::epoch_record(db, &gid, lost.epoch)?
+            .is_some_and(|(id, _)| id[..] == lost.epoch_id[..]);
+        if !on_that_branch {
+            tracing::debug!("branch-lost frame for a branch we are not on");
+            return Ok(());
+        }
+        let provider = KithProvider::new(db);
+        let mut group = load(&provider, &gid)?;
+        let signer_address = group
+            .members()
+            .find(|m| m.signature_key == lost.signer)
+            .and_then(|m| BasicCredential::try_from(m.credential).ok())
+            .and_then(|c| DeviceCertificate::decode(c.identity()).ok())
+            .and_then(|c| c.verify(None).ok())
+            .map(|d| d.delivery_address);
+        let Some(signer_address) = signer_address else {
+            tracing::debug!("branch-lost frame from a device that is not a member");
+            return Ok(());
+        };
+        let signed = BranchLost::signed_bytes(&lost.group, lost.epoch, &lost.epoch_id);
+        if !admin::is_admin(db, &gid, &signer_address)?
+            || !verify_control(&lost.signer, CONTEXT, &signed, &lost.signature)
+        {
+            tracing::warn!("refusing a branch-lost frame that is not an admin's");
+            return Ok(());
+        }
+        group.delete(provider.storage()).map_err(mls)?;
+        store::forget_group(db, &gid)?;
+        out.events.push(Event::Removed { group: gid });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_round_trips_and_refuses_other_control_frames() {
+        let frame = BranchLost {
+            group: vec![1, 2, 3],
+            epoch: 9,
+            epoch_id: vec![7; 32],
+            signer: vec![5; 32],
+            signature: vec![6; 64],
+        };
+        assert_eq!(BranchLost::decode(&frame.encode()), Some(frame));
+        let rejoin = super::super::RejoinRequest {
+            group: vec![1],
+            key_package: vec![2],
+        };
+        assert_eq!(BranchLost::decode(&rejoin.encode()), None);
+        assert_eq!(
+            BranchLost::decode(&vec![b' '; MAX_BRANCH_LOST_LEN + 1]),
+            None
+        );
+        assert_eq!(BranchLost::decode(b"{}"), None);
+    }
+}

@@ -1,0 +1,345 @@
+//! Lineage: which branch a Welcome comes from, so that a device holding a group can tell a
+//! Welcome from a better branch from a stale one (found by the simulator, seeds 2007, 2010).
+//!
+//! A device added on a branch that later loses fork choice holds state nobody else will
+//! follow; the commit that beat its branch was sent before it joined, so it never sees it.
+//! What does reach it is the Welcome of the add re-issued on the winning branch (or another
+//! admin's add there). Comparing epochs cannot tell the two apart, so every Welcome carries,
+//! in a GroupInfo extension signed by the adder, the adder's commit log: the (class, hash)
+//! of the commit on each parent epoch before the add, and the class of the add itself (its
+//! hash does not exist yet when the GroupInfo is signed). The joiner keeps the lineage it
+//! joined with; a later Welcome is taken only if fork choice prefers its chain at the first
+//! parent where the two chains differ, or, where they agree, if it is for a later epoch.
+use std::collections::BTreeMap;
+
+use kith_crypto::mls::openmls::prelude::{Extension, UnknownExtension};
+use rusqlite::{params, Connection};
+
+use super::errors::GroupError;
+use super::fork::{beats, CommitClass, CommitRank};
+use super::repair::DETECT_EPOCHS;
+use super::GroupId;
+
+/// The GroupInfo extension type that carries a Welcome's lineage (RFC 9420 §17.3: the
+/// private-use range starts at 0xF000).
+pub const LINEAGE_EXTENSION_TYPE: u16 = 0xF4B1;
+
+/// The most parent epochs a lineage lists (older ones are dropped by the adder).
+pub const MAX_LINEAGE_ENTRIES: usize = DETECT_EPOCHS as usize + 1;
+
+const VERSION: u8 = 1;
+const HEADER_LEN: usize = 4;
+const ENTRY_LEN: usize = 8 + 1 + 1 + 32;
+
+/// The commit a chain holds on one parent epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineageEntry {
+    /// The parent epoch the commit was made on.
+    pub parent: u64,
+    /// Its fork-choice class.
+    pub class: CommitClass,
+    /// SHA-256 of its `MLSMessage` bytes, when known (not for the add a Welcome comes from).
+    pub hash: Option<[u8; 32]>,
+}
+
+/// The chain a Welcome's epoch was reached by, as its adder knew it, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Lineage {
+    /// One entry per parent epoch, ascending; the last is the add itself (no hash).
+    pub entries: Vec<LineageEntry>,
+}
+
+impl Lineage {
+    /// The wire form: version, reserved, entry count (u16), then per entry the parent
+    /// (u64), class (u8), whether a hash follows (u8) and 32 hash bytes (zero if absent);
+    /// all big-endian.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + self.entries.len() * ENTRY_LEN);
+        out.extend([VERSION, 0]);
+        out.extend((self.entries.len() as u16).to_be_bytes());
+        for entry in &self.entries {
+            out.extend(entry.parent.to_be_bytes());
+            out.push(entry.class.to_i64() as u8);
+            out.push(u8::from(entry.hash.is_some()));
+            out.extend(entry.hash.unwrap_or([0; 32]));
+        }
+        out
+    }
+
+    /// Parses the wire form; `None` for anything malformed: wrong version, unknown class,
+    /// more than [`MAX_LINEAGE_ENTRIES`], parents not strictly ascending, trailing bytes.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let (header, body) = bytes.split_at_checked(HEADER_LEN)?;
+        if header[0] != VERSION || header[1] != 0 {
+            return None;
+        }
+        let count = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        if count > MAX_LINEAGE_ENTRIES || body.len() != count * ENTRY_LEN {
+            return None;
+        }
+        let mut entries: Vec<LineageEntry> = Vec::with_capacity(count);
+        for chunk in body.chunks_exact(ENTRY_LEN) {
+            let parent = u64::from_be_bytes(chunk[..8].try_into().ok()?);
+            let class = class_from_wire(chunk[8])?;
+            let hash: [u8; 32] = chunk[10..].try_into().ok()?;
+            let hash = match chunk[9] {
+                0 if hash == [0; 32] => None,
+                1 => Some(hash),
+                _ => return None,
+            };
+            if entries.last().is_some_and(|last| last.parent >= parent) {
+                return None;
+            }
+            entries.push(LineageEntry {
+                parent,
+                class,
+                hash,
+            });
+        }
+        Some(Lineage { entries })
+    }
+
+    /// The lineage as a GroupInfo extension.
+    pub(crate) fn to_extension(&self) -> Extension {
+        Extension::Unknown(LINEAGE_EXTENSION_TYPE, UnknownExtension(self.encode()))
+    }
+
+    fn chain(&self) -> Chain {
+        self.entries
+            .iter()
+            .map(|e| (e.parent, (e.class, e.hash)))
+            .collect()
+    }
+}
+
+fn class_from_wire(value: u8) -> Option<CommitClass> {
+    match value {
+        0 => Some(CommitClass::Removal),
+        1 => Some(CommitClass::AddOrContext),
+        2 => Some(CommitClass::SelfUpdate),
+        _ => None,
+    }
+}
+
+/// Parent epoch → the commit a chain holds there.
+type Chain = BTreeMap<u64, (CommitClass, Option<[u8; 32]>)>;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS kith_lineage (
+    group_id BLOB NOT NULL,
+    parent_epoch INTEGER NOT NULL,
+    class INTEGER NOT NULL,
+    hash BLOB,
+    PRIMARY KEY (group_id, parent_epoch)
+);
+";
+
+/// The table, for `forget_group`.
+pub(crate) const TABLE: &str = "kith_lineage";
+
+/// Creates the table (idempotent).
+pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
+    db.execute_batch(SCHEMA)?;
+    Ok(())
+}
+
+/// This device's chain for the group: the lineage it joined with, then its commit log.
+fn our_chain(db: &Connection, group: &GroupId) -> Result<Chain, GroupError> {
+    let mut chain = Chain::new();
+    for sql in [
+        "SELECT parent_epoch, class, hash FROM kith_lineage WHERE group_id = ?1",
+        "SELECT parent_epoch, class, hash FROM kith_commits WHERE group_id = ?1",
+    ] {
+        let mut stmt = db.prepare(sql)?;
+        let rows = stmt.query_map(params![group.0], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (parent, class, hash) = row?;
+            let hash = hash.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok());
+            chain.insert(parent as u64, (CommitClass::from_i64(class), hash));
+        }
+    }
+    Ok(chain)
+}
+
+/// The lineage for a Welcome of an add of `add_class` made on `parent` (our current epoch).
+pub(crate) fn for_add(
+    db: &Connection,
+    group: &GroupId,
+    parent: u64,
+    add_class: CommitClass,
+) -> Result<Lineage, GroupError> {
+    let mut entries: Vec<LineageEntry> = our_chain(db, group)?
+        .range(..parent)
+        .rev()
+        .take(MAX_LINEAGE_ENTRIES - 1)
+        .map(|(&parent, &(class, hash))| LineageEntry {
+            parent,
+            class,
+            hash,
+        })
+        .collect();
+    entries.reverse();
+    entries.push(LineageEntry {
+        parent,
+        class: add_class,
+        hash: None,
+    });
+    Ok(Lineage { entries })
+}
+
+/// Remembers the lineage of the Welcome we joined with (replacing any earlier one).
+pub(crate) fn store_joined(
+    db: &Connection,
+    group: &GroupId,
+    lineage: &Lineage,
+) -> Result<(), GroupError> {
+    db.execute(
+        "DELETE FROM kith_lineage WHERE group_id = ?1",
+        params![group.0],
+    )?;
+    for entry in &lineage.entries {
+        db.execute(
+            "INSERT OR REPLACE INTO kith_lineage (group_id, parent_epoch, class, hash)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                group.0,
+                entry.parent as i64,
+                entry.class.to_i64(),
+                entry.hash.map(|h| h.to_vec())
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Whether a Welcome for `their_epoch` with `lineage` should replace the state we hold at
+/// `our_epoch`: at the first parent where both chains name a commit and the two differ,
+/// fork choice decides; where they never differ, the later epoch wins.
+pub(crate) fn welcome_is_better(
+    db: &Connection,
+    group: &GroupId,
+    our_epoch: u64,
+    their_epoch: u64,
+    lineage: &Lineage,
+) -> Result<bool, GroupError> {
+    Ok(prefer(
+        &our_chain(db, group)?,
+        &lineage.chain(),
+        our_epoch,
+        their_epoch,
+    ))
+}
+
+fn prefer(ours: &Chain, theirs: &Chain, our_epoch: u64, their_epoch: u64) -> bool {
+    for (parent, theirs) in theirs {
+        let Some(ours) = ours.get(parent) else {
+            continue;
+        };
+        if ours.0 != theirs.0 {
+            return theirs.0 < ours.0;
+        }
+        if let (Some(our_hash), Some(their_hash)) = (ours.1, theirs.1) {
+            if our_hash != their_hash {
+                let rank = |hash: [u8; 32]| CommitRank {
+                    class: ours.0,
+                    hash: hash.to_vec(),
+                };
+                return beats(&rank(their_hash), &rank(our_hash));
+            }
+        }
+    }
+    their_epoch > our_epoch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(parent: u64, class: CommitClass, hash: Option<u8>) -> LineageEntry {
+        LineageEntry {
+            parent,
+            class,
+            hash: hash.map(|b| [b; 32]),
+        }
+    }
+
+    fn lineage(entries: Vec<LineageEntry>) -> Lineage {
+        Lineage { entries }
+    }
+
+    #[test]
+    fn round_trips_and_refuses_malformed_bytes() {
+        let l = lineage(vec![
+            entry(3, CommitClass::SelfUpdate, Some(7)),
+            entry(4, CommitClass::Removal, Some(9)),
+            entry(5, CommitClass::AddOrContext, None),
+        ]);
+        let bytes = l.encode();
+        assert_eq!(Lineage::decode(&bytes), Some(l.clone()));
+        assert_eq!(Lineage::decode(&bytes[..bytes.len() - 1]), None);
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert_eq!(Lineage::decode(&extra), None);
+        let mut bad_class = bytes.clone();
+        bad_class[HEADER_LEN + 8] = 3;
+        assert_eq!(Lineage::decode(&bad_class), None);
+        let mut bad_flag = bytes.clone();
+        bad_flag[HEADER_LEN + 9] = 2;
+        assert_eq!(Lineage::decode(&bad_flag), None);
+        let unordered = lineage(vec![
+            entry(4, CommitClass::SelfUpdate, Some(1)),
+            entry(4, CommitClass::SelfUpdate, Some(2)),
+        ]);
+        assert_eq!(Lineage::decode(&unordered.encode()), None);
+        let mut too_many = vec![VERSION, 0];
+        too_many.extend(((MAX_LINEAGE_ENTRIES + 1) as u16).to_be_bytes());
+        too_many.extend(vec![0; (MAX_LINEAGE_ENTRIES + 1) * ENTRY_LEN]);
+        assert_eq!(Lineage::decode(&too_many), None);
+        assert_eq!(Lineage::decode(&[]), None);
+    }
+
+    #[test]
+    fn the_first_difference_decides_by_fork_choice() {
+        let ours = lineage(vec![
+            entry(9, CommitClass::SelfUpdate, Some(1)),
+            entry(10, CommitClass::AddOrContext, Some(5)),
+            entry(11, CommitClass::AddOrContext, None),
+        ])
+        .chain();
+        // Their chain has a removal on parent 10: it beats our add there, whatever follows.
+        let better = lineage(vec![
+            entry(9, CommitClass::SelfUpdate, Some(1)),
+            entry(10, CommitClass::Removal, Some(0xee)),
+            entry(11, CommitClass::AddOrContext, None),
+        ])
+        .chain();
+        assert!(prefer(&ours, &better, 14, 12));
+        assert!(!prefer(&better, &ours, 12, 14));
+        // Same class on parent 10: the smaller hash wins.
+        let lower = lineage(vec![entry(10, CommitClass::AddOrContext, Some(4))]).chain();
+        let higher = lineage(vec![entry(10, CommitClass::AddOrContext, Some(6))]).chain();
+        assert!(prefer(&ours, &lower, 14, 11));
+        assert!(!prefer(&ours, &higher, 11, 14));
+    }
+
+    #[test]
+    fn agreeing_chains_prefer_the_later_epoch_so_a_duplicate_welcome_is_stale() {
+        let ours = lineage(vec![
+            entry(10, CommitClass::AddOrContext, Some(5)),
+            entry(11, CommitClass::AddOrContext, None),
+        ])
+        .chain();
+        assert!(!prefer(&ours, &ours, 12, 12));
+        assert!(!prefer(&ours, &ours, 15, 12));
+        assert!(prefer(&ours, &ours, 12, 13));
+        // Unknown hashes of the same class cannot be compared: no decision from them.
+        let unknown = lineage(vec![entry(11, CommitClass::AddOrContext, Some(3))]).chain();
+        assert!(!prefer(&ours, &unknown, 12, 12));
+    }
+}
