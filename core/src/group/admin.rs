@@ -227,6 +227,10 @@ impl GroupEngine {
         if !add_grants(db, group, granter, addresses)? {
             return Ok(());
         }
+        // What we learned may be news to members who joined after the grant was sent.
+        if is_admin(db, group, &self.address)? {
+            self.resend_admins(db, group, out)?;
+        }
         if !was_admin && is_admin(db, group, &self.address)? {
             // Answer the leave requests seen while we could not.
             let provider = KithProvider::new(db);

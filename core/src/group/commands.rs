@@ -452,7 +452,6 @@ impl GroupEngine {
                 frame: mls_frame(welcome.clone()),
             }));
             self.resend_name(db, gid, out)?;
-            self.resend_admins(db, gid, out)?;
         }
         Ok(())
     }
@@ -554,6 +553,11 @@ impl GroupEngine {
             epoch,
         });
         if !added.is_empty() {
+            // Every admin tells newcomers the admins it knows: a grant sent before they
+            // joined reaches them only this way, whichever admin knew it (seeds 2148, 2217).
+            if super::admin::is_admin(db, gid, &self.address)? {
+                self.resend_admins(db, gid, out)?;
+            }
             out.events.push(Event::MembersAdded {
                 group: gid.clone(),
                 addresses: added,
