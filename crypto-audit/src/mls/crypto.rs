@@ -5,9 +5,12 @@
 //! *seeded* `KithCrypto` differs in exactly the places that draw randomness: `OpenMlsRand`
 //! (path secrets, init secrets, group ids, reuse guards, ...), HPKE sealing and sender setup
 //! (the ephemeral KEM key of every UpdatePath and Welcome secret) and Ed25519 signature key
-//! generation all draw from one ChaCha20 stream seeded with the given 32 bytes. So the same
-//! seed and the same calls give byte-identical MLS messages.
-use std::sync::Mutex;
+//! generation all draw from one ChaCha20 stream seeded with the given 32 bytes
+//! ([`SeededRandomness`]). So the same seed and the same calls give byte-identical MLS
+//! messages. Several providers may share one stream (an engine makes a provider per call):
+//! they then draw in call order, and a call that draws nothing (loading a group, reading
+//! members) leaves the stream where it was.
+use std::sync::{Arc, Mutex};
 
 use hpke_rs::{Hpke, Mode};
 use hpke_rs_crypto::types::{AeadAlgorithm, KdfAlgorithm, KemAlgorithm};
@@ -30,7 +33,36 @@ use super::seeded_hpke::{set_next_seed, SeededHpke};
 pub struct KithCrypto {
     rust_crypto: RustCrypto,
     /// The seeded stream, when this provider is deterministic.
-    seeded: Option<Mutex<ChaCha20Rng>>,
+    seeded: Option<SeededRandomness>,
+}
+
+/// **Simulation and tests only.** A ChaCha20 stream every seeded [`KithCrypto`] made from it
+/// draws from; clones share the stream. Whoever knows the seed knows every key drawn.
+#[derive(Clone)]
+pub struct SeededRandomness(Arc<Mutex<ChaCha20Rng>>);
+
+impl std::fmt::Debug for SeededRandomness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SeededRandomness { .. }")
+    }
+}
+
+impl SeededRandomness {
+    /// The stream seeded with `seed`. Needs the `seeded-randomness` feature.
+    #[cfg(any(test, feature = "seeded-randomness"))]
+    pub fn new(seed: [u8; 32]) -> Self {
+        use rand_core::SeedableRng as _;
+        Self(Arc::new(Mutex::new(ChaCha20Rng::from_seed(seed))))
+    }
+
+    /// Fills `out` from the stream.
+    fn fill(&self, out: &mut [u8]) -> Result<(), RandError> {
+        self.0
+            .lock()
+            .map_err(|_| RandError::LockPoisoned)?
+            .fill_bytes(out);
+        Ok(())
+    }
 }
 
 impl Default for KithCrypto {
@@ -63,10 +95,16 @@ impl KithCrypto {
     /// byte-identical output. Never use it for a real account.
     #[cfg(any(test, feature = "seeded-randomness"))]
     pub fn seeded(seed: [u8; 32]) -> Self {
-        use rand_core::SeedableRng as _;
+        Self::drawing_from(&SeededRandomness::new(seed))
+    }
+
+    /// **Simulation and tests only**, like [`KithCrypto::seeded`], drawing from `stream`,
+    /// which other providers may share: they draw in the order of their calls.
+    #[cfg(any(test, feature = "seeded-randomness"))]
+    pub fn drawing_from(stream: &SeededRandomness) -> Self {
         Self {
             rust_crypto: RustCrypto::default(),
-            seeded: Some(Mutex::new(ChaCha20Rng::from_seed(seed))),
+            seeded: Some(stream.clone()),
         }
     }
 
@@ -79,12 +117,7 @@ impl KithCrypto {
     fn fill_seeded(&self, out: &mut [u8]) -> Result<bool, RandError> {
         match &self.seeded {
             None => Ok(false),
-            Some(rng) => {
-                rng.lock()
-                    .map_err(|_| RandError::LockPoisoned)?
-                    .fill_bytes(out);
-                Ok(true)
-            }
+            Some(stream) => stream.fill(out).map(|()| true),
         }
     }
 

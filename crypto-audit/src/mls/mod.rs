@@ -42,7 +42,7 @@ pub use config::{
 pub use credential::{
     credential_with_key, new_key_package, verify_leaf_credential, SEEDED_KEY_PACKAGE_LIFETIME,
 };
-pub use crypto::KithCrypto;
+pub use crypto::{KithCrypto, SeededRandomness};
 pub use errors::MlsSetupError;
 pub use export::{epoch_id, export_epoch_key, EpochExport, ENVELOPE_KEY_LABEL, EPOCH_ID_LABEL};
 pub use provider::{begin_immediate, run_migrations, JsonCodec, KithProvider, KithStorage};

@@ -6,6 +6,8 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::crypto::KithCrypto;
+#[cfg(any(test, feature = "seeded-randomness"))]
+use super::crypto::SeededRandomness;
 use super::errors::MlsSetupError;
 
 /// The codec openmls_sqlite_storage uses for every stored value: JSON. The storage crate
@@ -62,6 +64,18 @@ impl<'c> KithProvider<'c> {
     pub fn seeded(connection: &'c Connection, seed: [u8; 32]) -> Self {
         Self {
             crypto: KithCrypto::seeded(seed),
+            storage: SqliteStorageProvider::new(connection),
+        }
+    }
+
+    /// **Simulation and tests only**, like [`KithProvider::seeded`], drawing from `stream`,
+    /// which other providers may share (an engine makes one provider per call): the draws
+    /// then follow the order of the calls, and a call that draws nothing leaves the stream
+    /// untouched. Needs the `seeded-randomness` feature.
+    #[cfg(any(test, feature = "seeded-randomness"))]
+    pub fn drawing_from(connection: &'c Connection, stream: &SeededRandomness) -> Self {
+        Self {
+            crypto: KithCrypto::drawing_from(stream),
             storage: SqliteStorageProvider::new(connection),
         }
     }

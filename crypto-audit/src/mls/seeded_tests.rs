@@ -11,7 +11,7 @@ use rusqlite::Connection;
 
 use super::{
     credential_with_key, group_create_config, new_key_package, run_migrations, DeviceSigningKey,
-    KithCrypto, KithProvider,
+    KithCrypto, KithProvider, SeededRandomness,
 };
 use crate::certificate::{DeviceCertificate, DeviceId};
 use crate::identity::IdentityKey;
@@ -164,4 +164,32 @@ fn seeded_hpke_repeats_per_seed_and_moves_on_within_a_stream() {
     let os = KithCrypto::from_os();
     assert_ne!(seal(&os), seal(&os));
     assert!(!os.is_seeded() && a.is_seeded());
+}
+
+#[test]
+fn providers_sharing_a_stream_draw_in_call_order_and_only_when_needed() {
+    let (signer, certificate) = device(3, "carol@relay.example");
+    let package = |provider: &KithProvider<'_>| {
+        new_key_package(provider, &signer, &certificate, false)
+            .expect("key package")
+            .key_package()
+            .tls_serialize_detached()
+            .expect("serialize")
+    };
+    let db = database();
+    let fresh = package(&KithProvider::seeded(&db, [5; 32]));
+
+    let stream = SeededRandomness::new([5; 32]);
+    let db = database();
+    // A provider that only reads (no group stored) draws nothing from the stream.
+    let reader = KithProvider::drawing_from(&db, &stream);
+    assert!(
+        MlsGroup::load(reader.storage(), &GroupId::from_slice(b"none"))
+            .expect("load")
+            .is_none()
+    );
+    let first = package(&KithProvider::drawing_from(&db, &stream));
+    let second = package(&KithProvider::drawing_from(&db, &stream));
+    assert_eq!(first, fresh, "the read drew nothing");
+    assert_ne!(first, second, "the next provider continues the stream");
 }
