@@ -104,7 +104,7 @@ impl GroupEngine {
         rng: &mut (impl RngCore + CryptoRng),
         name: &str,
     ) -> Result<(GroupId, Output), GroupError> {
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         let group = MlsGroup::new(
             &provider,
             &self.signer,
@@ -142,7 +142,7 @@ impl GroupEngine {
             return Err(GroupError::EmptyInput);
         }
         self.require_admin(db, group)?;
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         for device in &devices {
             parse_key_package(&provider, &device.key_package, &device.identity.to_bytes())?;
         }
@@ -258,7 +258,7 @@ impl GroupEngine {
         message: &AppMessage,
         remember: bool,
     ) -> Result<Outgoing, GroupError> {
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         let mut mls_group = load(&provider, group)?;
         let epoch = mls_group.epoch().as_u64();
         let envelope = AppEnvelope {
@@ -287,7 +287,7 @@ impl GroupEngine {
     /// re-issued intents) and expiry of old stashed envelopes.
     pub fn handle_timeout(&self, db: &Connection, now: u64) -> Result<Output, GroupError> {
         store::expire_stash(db, now.saturating_sub(STASH_TTL))?;
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         for gid in super::removal::expired(db, now, now.saturating_sub(STASH_TTL))? {
             if let Ok(mut group) = load(&provider, &gid) {
                 group.delete(provider.storage()).map_err(mls)?;
@@ -310,7 +310,7 @@ impl GroupEngine {
         group: &GroupId,
         intents: Vec<Intent>,
     ) -> Result<Output, GroupError> {
-        load(&KithProvider::new(db), group)?;
+        load(&self.provider(db), group)?;
         super::removal::require_active(db, group)?;
         for intent in &intents {
             store::add_intent(db, group, intent, now)?;
@@ -346,7 +346,7 @@ impl GroupEngine {
         intent: Intent,
         out: &mut Output,
     ) -> Result<(), GroupError> {
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         let mut group = load(&provider, gid)?;
         let members = members_of(&group);
         if !matches!(intent, Intent::SelfUpdate) {

@@ -18,6 +18,7 @@ mod commands;
 mod errors;
 mod fork;
 mod queries;
+mod randomness;
 mod receive;
 mod removal;
 mod repair;
@@ -265,6 +266,8 @@ pub struct GroupEngine {
     signer: DeviceSigningKey,
     certificate: DeviceCertificate,
     address: String,
+    /// Where every MLS provider's randomness comes from (`randomness.rs`).
+    randomness: randomness::Randomness,
 }
 
 impl std::fmt::Debug for GroupEngine {
@@ -292,6 +295,7 @@ impl GroupEngine {
             signer,
             certificate,
             address: verified.delivery_address,
+            randomness: randomness::Randomness::default(),
         })
     }
 

@@ -120,7 +120,7 @@ impl GroupEngine {
         if !beats(&rank, &ours) || already_requested(db, gid)? {
             return Ok(());
         }
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         let members = members_of(&load(&provider, gid)?);
         let admins = admin::admins(db, gid)?;
         let Some(admin) = members
@@ -174,7 +174,7 @@ impl GroupEngine {
         if !store::is_member_group(db, &gid)? || !admin::is_admin(db, &gid, &self.address)? {
             return Ok(());
         }
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         let members = members_of(&load(&provider, &gid)?);
         let package = KeyPackageIn::tls_deserialize_exact(request.key_package.as_slice()).ok();
         let Some(member) = package.and_then(|p| requester(&provider, &members, p)) else {
@@ -270,7 +270,7 @@ impl GroupEngine {
         {
             return Ok(false);
         }
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         Ok(load(&provider, gid).is_ok_and(|g| g.epoch().as_u64() >= epoch))
     }
 }
