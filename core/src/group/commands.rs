@@ -6,8 +6,8 @@ use kith_crypto::frame::{Frame, FrameKind};
 use kith_crypto::mls::openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use kith_crypto::mls::openmls::prelude::*;
 use kith_crypto::mls::{
-    credential_with_key, epoch_id, export_epoch_key, group_create_config, verify_leaf_credential,
-    EpochExport, KithProvider, MAX_ADDS_PER_COMMIT,
+    credential_with_key, epoch_id, export_epoch_key, group_create_config_for,
+    verify_leaf_credential, EpochExport, KithProvider, MAX_ADDS_PER_COMMIT,
 };
 use rand::{CryptoRng, RngCore};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -108,7 +108,7 @@ impl GroupEngine {
         let group = MlsGroup::new(
             &provider,
             &self.signer,
-            &group_create_config(),
+            &group_create_config_for(&provider),
             credential_with_key(&self.certificate),
         )
         .map_err(mls)?;

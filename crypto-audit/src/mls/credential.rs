@@ -20,11 +20,17 @@ use super::signer::DeviceSigningKey;
 use crate::certificate::{CertificateError, DeviceCertificate, VerifiedDevice};
 use crate::identity::IdentityPublicKey;
 
-/// The (not before, not after) Unix times of KeyPackages made by a seeded provider
-/// (simulation only): 2023-11-14 minus an hour, to 2100-01-01. A lifetime read from the
+/// The (not before, not after) Unix times of KeyPackages and group creators' leaves made by
+/// a seeded provider (simulation only): 2023-11-14 minus an hour, to 2100-01-01. A lifetime read from the
 /// wall clock would make a replay's commits differ whenever a second boundary falls
 /// differently. openmls checks only that "now" lies inside it, not its length.
 pub const SEEDED_KEY_PACKAGE_LIFETIME: (u64, u64) = (1_700_000_000 - 3600, 4_102_444_800);
+
+/// [`SEEDED_KEY_PACKAGE_LIFETIME`] as an openmls lifetime.
+pub(crate) fn seeded_lifetime() -> Lifetime {
+    let (not_before, not_after) = SEEDED_KEY_PACKAGE_LIFETIME;
+    Lifetime::init(not_before, not_after)
+}
 
 /// The credential and signature key a device uses for its KeyPackages and leaves.
 pub fn credential_with_key(certificate: &DeviceCertificate) -> CredentialWithKey {
@@ -49,8 +55,7 @@ pub fn new_key_package(
 ) -> Result<KeyPackageBundle, KeyPackageNewError> {
     let mut builder = KeyPackage::builder();
     if provider.is_seeded() {
-        let (not_before, not_after) = SEEDED_KEY_PACKAGE_LIFETIME;
-        builder = builder.key_package_lifetime(Lifetime::init(not_before, not_after));
+        builder = builder.key_package_lifetime(seeded_lifetime());
     }
     if is_last_resort {
         // A KeyPackage extension must also be listed in its leaf's capabilities, or adding
