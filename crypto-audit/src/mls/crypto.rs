@@ -4,8 +4,10 @@
 //! Every `OpenMlsCrypto` method delegates to `openmls_rust_crypto`'s [`RustCrypto`]. A
 //! *seeded* `KithCrypto` differs in exactly the places that draw randomness: `OpenMlsRand`
 //! (path secrets, init secrets, group ids, reuse guards, ...), HPKE sealing and sender setup
-//! (the ephemeral KEM key of every UpdatePath and Welcome secret) and Ed25519 signature key
-//! generation all draw from one ChaCha20 stream seeded with the given 32 bytes
+//! (the ephemeral KEM key of every UpdatePath and Welcome secret: derived from the sealing's
+//! inputs under a key drawn once per provider, because openmls seals in parallel) and
+//! Ed25519 signature key generation all draw from one ChaCha20 stream seeded with the given
+//! 32 bytes
 //! ([`SeededRandomness`]). So the same seed and the same calls give byte-identical MLS
 //! messages. Several providers may share one stream (an engine makes a provider per call):
 //! they then draw in call order, and a call that draws nothing (loading a group, reading
@@ -34,6 +36,11 @@ pub struct KithCrypto {
     rust_crypto: RustCrypto,
     /// The seeded stream, when this provider is deterministic.
     seeded: Option<SeededRandomness>,
+    /// A seeded provider's HPKE key: drawn from the stream at the first HPKE sealing, then
+    /// every sealing's ephemeral randomness is derived from it and the sealing's inputs.
+    /// openmls seals an UpdatePath's path secrets in parallel (rayon), so drawing each
+    /// sealing's randomness from the stream would depend on thread scheduling.
+    hpke_key: Mutex<Option<Zeroizing<[u8; 32]>>>,
 }
 
 /// **Simulation and tests only.** A ChaCha20 stream every seeded [`KithCrypto`] made from it
@@ -53,6 +60,16 @@ impl SeededRandomness {
     pub fn new(seed: [u8; 32]) -> Self {
         use rand_core::SeedableRng as _;
         Self(Arc::new(Mutex::new(ChaCha20Rng::from_seed(seed))))
+    }
+
+    /// The next 32 bytes of the stream, to seed a provider of their own
+    /// ([`KithCrypto::seeded`]): a caller that may have to redo an operation gives each try
+    /// a provider with the same seed, so the stream advances by the same amount however
+    /// many tries it takes.
+    pub fn next_seed(&self) -> Result<Zeroizing<[u8; 32]>, RandError> {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        self.fill(seed.as_mut_slice())?;
+        Ok(seed)
     }
 
     /// Fills `out` from the stream.
@@ -86,6 +103,7 @@ impl KithCrypto {
         Self {
             rust_crypto: RustCrypto::default(),
             seeded: None,
+            hpke_key: Mutex::new(None),
         }
     }
 
@@ -105,6 +123,7 @@ impl KithCrypto {
         Self {
             rust_crypto: RustCrypto::default(),
             seeded: Some(stream.clone()),
+            hpke_key: Mutex::new(None),
         }
     }
 
@@ -121,16 +140,43 @@ impl KithCrypto {
         }
     }
 
-    /// An HPKE instance for `config` whose PRNG is seeded from the seeded stream.
-    fn seeded_hpke(&self, config: HpkeConfig) -> Result<Hpke<SeededHpke>, CryptoError> {
-        let mut seed = Zeroizing::new([0u8; 32]);
-        self.fill_seeded(seed.as_mut_slice())
-            .map_err(|_| CryptoError::InsufficientRandomness)?;
+    /// An HPKE instance for `config` whose PRNG is seeded with HMAC-SHA256 over `inputs`
+    /// (length-prefixed) under this provider's HPKE key, so the same inputs give the same
+    /// ephemeral key whatever order parallel sealings run in.
+    fn seeded_hpke(
+        &self,
+        config: HpkeConfig,
+        inputs: &[&[u8]],
+    ) -> Result<Hpke<SeededHpke>, CryptoError> {
+        let seed = self.hpke_seed(inputs)?;
         let (kem, kdf, aead) = hpke_algorithms(config)?;
         // `Hpke::new` calls `SeededHpke::prng()` exactly once, on this thread, which takes
         // the seed set here.
         set_next_seed(&seed);
         Ok(Hpke::<SeededHpke>::new(Mode::Base, kem, kdf, aead))
+    }
+
+    /// HMAC-SHA256(HPKE key, inputs), drawing the HPKE key from the stream the first time.
+    fn hpke_seed(&self, inputs: &[&[u8]]) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+        use hmac::{Hmac, Mac as _};
+        let mut key = self
+            .hpke_key
+            .lock()
+            .map_err(|_| CryptoError::InsufficientRandomness)?;
+        if key.is_none() {
+            let mut fresh = Zeroizing::new([0u8; 32]);
+            self.fill_seeded(fresh.as_mut_slice())
+                .map_err(|_| CryptoError::InsufficientRandomness)?;
+            *key = Some(fresh);
+        }
+        let key = key.as_ref().ok_or(CryptoError::InsufficientRandomness)?;
+        let mut mac = <Hmac<sha2::Sha256>>::new_from_slice(key.as_slice())
+            .map_err(|_| CryptoError::CryptoLibraryError)?;
+        for input in inputs {
+            mac.update(&(input.len() as u64).to_be_bytes());
+            mac.update(input);
+        }
+        Ok(Zeroizing::new(mac.finalize().into_bytes().into()))
     }
 }
 
@@ -286,7 +332,7 @@ impl OpenMlsCrypto for KithCrypto {
             return self.rust_crypto.hpke_seal(config, pk_r, info, aad, ptxt);
         }
         let (kem_output, ciphertext) = self
-            .seeded_hpke(config)?
+            .seeded_hpke(config, &[b"seal", pk_r, info, aad, ptxt])?
             .seal(&pk_r.into(), info, aad, ptxt, None, None, None)
             .map_err(|e| match e {
                 hpke_rs::HpkeError::InvalidInput => CryptoError::InvalidLength,
@@ -327,7 +373,16 @@ impl OpenMlsCrypto for KithCrypto {
             );
         }
         let (kem_output, context) = self
-            .seeded_hpke(config)?
+            .seeded_hpke(
+                config,
+                &[
+                    b"export",
+                    pk_r,
+                    info,
+                    exporter_context,
+                    &(exporter_length as u64).to_be_bytes(),
+                ],
+            )?
             .setup_sender(&pk_r.into(), info, None, None, None)
             .map_err(|_| CryptoError::SenderSetupError)?;
         let exported = context
