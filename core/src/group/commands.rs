@@ -381,9 +381,7 @@ impl GroupEngine {
                 if leaves.is_empty() {
                     return store::delete_intent(db, id);
                 }
-                let (commit, _, _) = group
-                    .remove_members(&provider, &self.signer, &leaves)
-                    .map_err(mls)?;
+                let commit = self.removal_commit(db, &mut group, &leaves)?;
                 (commit, None, Vec::new())
             }
             Intent::Readd {
