@@ -8,6 +8,7 @@ use kith_crypto::certificate::{DeviceCertificate, DeviceId};
 use kith_crypto::identity::IdentityKey;
 use kith_crypto::mls::{run_migrations, DeviceSigningKey};
 use rand::rngs::StdRng;
+use rand::Rng as _;
 use rusqlite::Connection;
 use zeroize::Zeroizing;
 
@@ -65,7 +66,8 @@ impl Device {
         let conn = open(&path)?;
         let bytes = signer.to_bytes();
         let engine = GroupEngine::new(signer, certificate.clone())
-            .map_err(|e| SimError::Setup(e.to_string()))?;
+            .map_err(|e| SimError::Setup(e.to_string()))?
+            .with_deterministic_randomness(rng.gen());
         let signer = Zeroizing::new(*bytes);
         Ok(Device {
             address,
@@ -81,12 +83,14 @@ impl Device {
     }
 
     /// The process died: drop the connection (an open transaction rolls back, as SQLite
-    /// does after a crash) and open the file again with a fresh engine.
-    pub(crate) fn reopen(&mut self) -> Result<(), SimError> {
+    /// does after a crash) and open the file again with a fresh engine, whose MLS
+    /// randomness is seeded with `seed` (drawn from the world's RNG, so a replay matches).
+    pub(crate) fn reopen(&mut self, seed: u64) -> Result<(), SimError> {
         self.conn = open(&self.path)?;
         let signer = restore_signer(&self.signer)?;
         self.engine = GroupEngine::new(signer, self.certificate.clone())
-            .map_err(|e| SimError::Setup(e.to_string()))?;
+            .map_err(|e| SimError::Setup(e.to_string()))?
+            .with_deterministic_randomness(seed);
         Ok(())
     }
 

@@ -122,6 +122,10 @@ pub struct Outcome {
     pub stats: RunStats,
     /// Invariant violations (empty when the run passed).
     pub violations: Vec<String>,
+    /// Each device's final state, in device order: its epoch and epoch id, its member list
+    /// and the row counts of its engine tables (or "outside" if it holds no group). Two runs
+    /// of one seed must give equal states (with equal stats and violations).
+    pub final_states: Vec<String>,
 }
 
 /// How many devices a seed runs with.
@@ -161,5 +165,6 @@ pub fn run_schedule(seed: u64, n: usize, schedule: &[Action]) -> Result<Outcome,
     Ok(Outcome {
         stats: world.stats.clone(),
         violations: world.record.violations.clone(),
+        final_states: (0..n).map(|i| world.fingerprint(i)).collect(),
     })
 }

@@ -4,10 +4,10 @@ use kith_core::group::{GroupError, NewDevice};
 use kith_crypto::certificate::{DeviceCertificate, DeviceId};
 use kith_crypto::identity::IdentityKey;
 use kith_crypto::mls::openmls::prelude::tls_codec::Serialize as _;
-use kith_crypto::mls::openmls::prelude::KeyPackage;
+use kith_crypto::mls::openmls::prelude::{KeyPackage, Lifetime};
 use kith_crypto::mls::{
     begin_immediate, credential_with_key, run_migrations, DeviceSigningKey, KithProvider,
-    CIPHERSUITE,
+    CIPHERSUITE, SEEDED_KEY_PACKAGE_LIFETIME,
 };
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -353,6 +353,7 @@ impl World {
 
 /// A KeyPackage whose device certificate's signature has one bit flipped.
 fn forged_key_package(rng: &mut StdRng) -> (Vec<u8>, kith_crypto::identity::IdentityPublicKey) {
+    let seed: [u8; 32] = rng.gen();
     let identity = IdentityKey::generate(rng);
     let signer = DeviceSigningKey::generate(rng);
     let forged = DeviceCertificate::issue(
@@ -373,8 +374,11 @@ fn forged_key_package(rng: &mut StdRng) -> (Vec<u8>, kith_crypto::identity::Iden
     let encoded = forged.and_then(|forged| {
         let mut conn = Connection::open_in_memory().ok()?;
         run_migrations(&mut conn).ok()?;
-        let provider = KithProvider::new(&conn);
+        // Seeded, like every engine of the run, so that the forged package replays too.
+        let provider = KithProvider::seeded(&conn, seed);
+        let (not_before, not_after) = SEEDED_KEY_PACKAGE_LIFETIME;
         let bundle = KeyPackage::builder()
+            .key_package_lifetime(Lifetime::init(not_before, not_after))
             .build(
                 CIPHERSUITE,
                 &provider,

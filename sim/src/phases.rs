@@ -25,6 +25,9 @@ impl World {
         }
         let step = LEAVE_STEP_SECS * (self.devices.len() as u64 + 2);
         for round in 0..200 {
+            if std::env::var_os("KITH_SIM_TRACE").is_some() {
+                eprintln!("quiesce {round}: {}", self.describe());
+            }
             if !self.in_flight.is_empty() {
                 self.drain(round);
                 continue;

@@ -13,7 +13,7 @@ use kith_crypto::frame::Frame;
 use kith_crypto::identity::IdentityKey;
 use kith_crypto::mls::begin_immediate;
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng as _, SeedableRng};
 use rusqlite::Connection;
 
 use crate::device::Device;
@@ -143,7 +143,8 @@ impl World {
             drop(result);
             drop(tx);
             self.stats.crashes += 1;
-            if let Err(error) = self.devices[i].reopen() {
+            let seed = self.rng.gen();
+            if let Err(error) = self.devices[i].reopen(seed) {
                 self.record
                     .violation(format!("reopen after crash failed: {error}"));
             }

@@ -12,7 +12,6 @@
 //! arrive in either order, and every device must end up judging the commit the same way.
 use kith_crypto::mls::openmls::prelude::tls_codec::Deserialize as _;
 use kith_crypto::mls::openmls::prelude::{MlsMessageIn, StagedCommit};
-use kith_crypto::mls::KithProvider;
 use rand::{CryptoRng, RngCore};
 use rusqlite::{params, Connection};
 
@@ -152,7 +151,7 @@ impl GroupEngine {
 
     /// The group's admin devices (delivery addresses), as this device knows them.
     pub fn admins(&self, db: &Connection, group: &GroupId) -> Result<Vec<String>, GroupError> {
-        load(&KithProvider::new(db), group)?;
+        load(&self.provider(db), group)?;
         admins(db, group)
     }
 
@@ -168,7 +167,7 @@ impl GroupEngine {
             return Err(GroupError::EmptyInput);
         }
         self.require_admin(db, group)?;
-        let members = members_of(&load(&KithProvider::new(db), group)?);
+        let members = members_of(&load(&self.provider(db), group)?);
         if addresses
             .iter()
             .any(|a| !members.iter().any(|m| &m.address == a))
@@ -195,7 +194,7 @@ impl GroupEngine {
         group: &GroupId,
         out: &mut Output,
     ) -> Result<(), GroupError> {
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         let epoch = load(&provider, group)?.epoch().as_u64();
         let addresses = admins(db, group)?;
         let mut seed = format!("admins:{epoch}:{}", self.address).into_bytes();
@@ -233,7 +232,7 @@ impl GroupEngine {
         }
         if !was_admin && is_admin(db, group, &self.address)? {
             // Answer the leave requests seen while we could not.
-            let provider = KithProvider::new(db);
+            let provider = self.provider(db);
             let mls_group = load(&provider, group)?;
             let members = members_of(&mls_group);
             for address in super::removal::leave_requests(db, group)? {

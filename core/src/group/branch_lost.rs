@@ -15,7 +15,7 @@
 use kith_crypto::certificate::DeviceCertificate;
 use kith_crypto::frame::{Frame, FrameKind};
 use kith_crypto::mls::openmls::prelude::{BasicCredential, OpenMlsProvider as _};
-use kith_crypto::mls::{verify_control, KithProvider};
+use kith_crypto::mls::verify_control;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
@@ -171,7 +171,7 @@ impl GroupEngine {
             tracing::debug!("branch-lost frame for a branch we are not on");
             return Ok(());
         }
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         let mut group = load(&provider, &gid)?;
         let signer_address = group
             .members()

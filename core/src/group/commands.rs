@@ -6,8 +6,8 @@ use kith_crypto::frame::{Frame, FrameKind};
 use kith_crypto::mls::openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use kith_crypto::mls::openmls::prelude::*;
 use kith_crypto::mls::{
-    credential_with_key, epoch_id, export_epoch_key, group_create_config, verify_leaf_credential,
-    EpochExport, KithProvider, MAX_ADDS_PER_COMMIT,
+    credential_with_key, epoch_id, export_epoch_key, group_create_config_for,
+    verify_leaf_credential, EpochExport, KithProvider, MAX_ADDS_PER_COMMIT,
 };
 use rand::{CryptoRng, RngCore};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -117,11 +117,11 @@ impl GroupEngine {
         rng: &mut (impl RngCore + CryptoRng),
         name: &str,
     ) -> Result<(GroupId, Output), GroupError> {
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         let group = MlsGroup::new(
             &provider,
             &self.signer,
-            &group_create_config(),
+            &group_create_config_for(&provider),
             credential_with_key(&self.certificate),
         )
         .map_err(mls)?;
@@ -155,7 +155,7 @@ impl GroupEngine {
             return Err(GroupError::EmptyInput);
         }
         self.require_admin(db, group)?;
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         for device in &devices {
             parse_key_package(&provider, &device.key_package, &device.identity.to_bytes())?;
         }
@@ -271,7 +271,7 @@ impl GroupEngine {
         message: &AppMessage,
         remember: bool,
     ) -> Result<Outgoing, GroupError> {
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         let mut mls_group = load(&provider, group)?;
         let epoch = mls_group.epoch().as_u64();
         let envelope = AppEnvelope {
@@ -300,7 +300,7 @@ impl GroupEngine {
     /// re-issued intents) and expiry of old stashed envelopes.
     pub fn handle_timeout(&self, db: &Connection, now: u64) -> Result<Output, GroupError> {
         store::expire_stash(db, now.saturating_sub(STASH_TTL))?;
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         for gid in super::removal::expired(db, now, now.saturating_sub(STASH_TTL))? {
             if let Ok(mut group) = load(&provider, &gid) {
                 group.delete(provider.storage()).map_err(mls)?;
@@ -323,7 +323,7 @@ impl GroupEngine {
         group: &GroupId,
         intents: Vec<Intent>,
     ) -> Result<Output, GroupError> {
-        load(&KithProvider::new(db), group)?;
+        load(&self.provider(db), group)?;
         super::removal::require_active(db, group)?;
         for intent in &intents {
             store::add_intent(db, group, intent, now)?;
@@ -365,7 +365,7 @@ impl GroupEngine {
         intent: Intent,
         out: &mut Output,
     ) -> Result<(), GroupError> {
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         let mut group = load(&provider, gid)?;
         let members = members_of(&group);
         if !matches!(intent, Intent::SelfUpdate) {
@@ -414,9 +414,7 @@ impl GroupEngine {
                 if leaves.is_empty() {
                     return store::delete_intent(db, id);
                 }
-                let (commit, _, _) = group
-                    .remove_members(&provider, &self.signer, &leaves)
-                    .map_err(mls)?;
+                let commit = self.removal_commit(db, &mut group, &leaves)?;
                 (commit, None, Vec::new())
             }
             Intent::Readd {

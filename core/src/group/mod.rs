@@ -20,6 +20,7 @@ mod errors;
 mod fork;
 mod lineage;
 mod queries;
+mod randomness;
 mod receive;
 mod removal;
 mod repair;
@@ -269,6 +270,8 @@ pub struct GroupEngine {
     signer: DeviceSigningKey,
     certificate: DeviceCertificate,
     address: String,
+    /// Where every MLS provider's randomness comes from (`randomness.rs`).
+    randomness: randomness::Randomness,
 }
 
 impl std::fmt::Debug for GroupEngine {
@@ -296,6 +299,7 @@ impl GroupEngine {
             signer,
             certificate,
             address: verified.delivery_address,
+            randomness: randomness::Randomness::default(),
         })
     }
 

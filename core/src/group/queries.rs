@@ -2,7 +2,7 @@
 //! KeyPackages to publish.
 use kith_crypto::mls::openmls::prelude::tls_codec::Serialize as _;
 use kith_crypto::mls::openmls::prelude::*;
-use kith_crypto::mls::{epoch_id, new_key_package, KithProvider};
+use kith_crypto::mls::{epoch_id, new_key_package};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::commands::{load, members_of};
@@ -18,7 +18,7 @@ impl GroupEngine {
     /// second Welcome for the same package. The engine deletes a used package itself once
     /// the group is [`super::HORIZON`] epochs past the join.
     pub fn key_packages(&self, db: &Connection, count: usize) -> Result<Vec<Vec<u8>>, GroupError> {
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         (0..count)
             .map(|_| {
                 let bundle = new_key_package(&provider, &self.signer, &self.certificate, true)
@@ -60,12 +60,12 @@ impl GroupEngine {
 
     /// The group's members, sorted by address.
     pub fn members(&self, db: &Connection, group: &GroupId) -> Result<Vec<MemberInfo>, GroupError> {
-        Ok(members_of(&load(&KithProvider::new(db), group)?))
+        Ok(members_of(&load(&self.provider(db), group)?))
     }
 
     /// The group's current epoch and epoch id.
     pub fn epoch(&self, db: &Connection, group: &GroupId) -> Result<(u64, [u8; 32]), GroupError> {
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         let g = load(&provider, group)?;
         Ok((g.epoch().as_u64(), epoch_id(&g, provider.crypto())?))
     }

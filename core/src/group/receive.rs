@@ -86,7 +86,7 @@ impl GroupEngine {
     }
 
     fn join(&self, db: &Connection, welcome: Welcome, out: &mut Output) -> Result<(), GroupError> {
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         let builder =
             match StagedWelcome::build_from_welcome(&provider, &group_join_config(), welcome) {
                 Ok(builder) => builder,
@@ -169,7 +169,7 @@ impl GroupEngine {
         gid: &GroupId,
         out: &mut Output,
     ) -> Result<(), GroupError> {
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         let group = load(&provider, gid)?;
         let parent = protocol.epoch().as_u64();
         let current = group.epoch().as_u64();
@@ -245,7 +245,7 @@ impl GroupEngine {
         out: &mut Output,
     ) -> Result<bool, GroupError> {
         store::restore(db, gid, parent)?;
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         let mut group = load(&provider, gid)?;
         let processed = group.process_message(&provider, protocol).map_err(mls)?;
         let committer = device_of(processed.credential()).map(|d| d.delivery_address);
@@ -371,7 +371,7 @@ impl GroupEngine {
         gid: &GroupId,
         out: &mut Output,
     ) -> Result<(), GroupError> {
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         let mut group = load(&provider, gid)?;
         let current = group.epoch().as_u64();
         let processed = match group.process_message(&provider, protocol) {

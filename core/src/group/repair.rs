@@ -121,7 +121,7 @@ impl GroupEngine {
         if !beats(&rank, &ours) || already_requested(db, gid)? {
             return Ok(());
         }
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         let members = members_of(&load(&provider, gid)?);
         let admins = admin::admins(db, gid)?;
         let Some(admin) = members
@@ -175,7 +175,7 @@ impl GroupEngine {
         if !store::is_member_group(db, &gid)? || !admin::is_admin(db, &gid, &self.address)? {
             return Ok(());
         }
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         let members = members_of(&load(&provider, &gid)?);
         let package = KeyPackageIn::tls_deserialize_exact(request.key_package.as_slice()).ok();
         let Some(member) = package.and_then(|p| requester(&provider, &members, p)) else {
@@ -275,7 +275,7 @@ impl GroupEngine {
         {
             return Ok(false);
         }
-        let provider = KithProvider::new(db);
+        let provider = self.provider(db);
         let Ok(group) = load(&provider, gid) else {
             return Ok(false);
         };

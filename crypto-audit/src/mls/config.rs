@@ -1,8 +1,11 @@
 //! The openmls group settings every Kith group uses.
 use openmls::prelude::{
-    Ciphersuite, MlsGroupCreateConfig, MlsGroupJoinConfig, SenderRatchetConfiguration,
-    MIXED_PLAINTEXT_WIRE_FORMAT_POLICY,
+    Ciphersuite, MlsGroupCreateConfig, MlsGroupCreateConfigBuilder, MlsGroupJoinConfig,
+    SenderRatchetConfiguration, MIXED_PLAINTEXT_WIRE_FORMAT_POLICY,
 };
+
+use super::credential::seeded_lifetime;
+use super::provider::KithProvider;
 
 /// The only ciphersuite Kith uses: MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519 (0x0001).
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
@@ -34,6 +37,24 @@ pub const MAX_ADDS_PER_COMMIT: usize = 1000;
 /// incoming messages of either form, [`MAX_PAST_EPOCHS`], the sender-ratchet tolerances,
 /// [`PADDING_SIZE`], and the ratchet tree carried in the Welcome.
 pub fn group_create_config() -> MlsGroupCreateConfig {
+    create_config_builder().build()
+}
+
+/// [`group_create_config`] for a group created through `provider`. A
+/// [`KithProvider::seeded`] provider gives the creator's leaf the fixed
+/// [`SEEDED_KEY_PACKAGE_LIFETIME`](super::SEEDED_KEY_PACKAGE_LIFETIME) instead of one read
+/// from the wall clock (which would leak into the tree hash and every epoch secret, so a
+/// replay would differ); any other provider gets exactly [`group_create_config`].
+pub fn group_create_config_for(provider: &KithProvider<'_>) -> MlsGroupCreateConfig {
+    let builder = create_config_builder();
+    if provider.is_seeded() {
+        builder.lifetime(seeded_lifetime()).build()
+    } else {
+        builder.build()
+    }
+}
+
+fn create_config_builder() -> MlsGroupCreateConfigBuilder {
     MlsGroupCreateConfig::builder()
         .ciphersuite(CIPHERSUITE)
         .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
@@ -41,7 +62,6 @@ pub fn group_create_config() -> MlsGroupCreateConfig {
         .max_past_epochs(MAX_PAST_EPOCHS)
         .sender_ratchet_configuration(sender_ratchet())
         .use_ratchet_tree_extension(true)
-        .build()
 }
 
 /// The configuration for joining a group from a Welcome: the same settings as

@@ -10,14 +10,27 @@
 //! the user is exactly what [`verify_leaf_credential`] establishes.
 use openmls::prelude::{
     BasicCredential, Capabilities, Credential, CredentialWithKey, ExtensionType, KeyPackage,
-    KeyPackageBundle, KeyPackageNewError, OpenMlsProvider, SignaturePublicKey,
+    KeyPackageBundle, KeyPackageNewError, Lifetime, SignaturePublicKey,
 };
 
 use super::config::CIPHERSUITE;
+use super::provider::KithProvider;
 use super::signer::DeviceSigningKey;
 
 use crate::certificate::{CertificateError, DeviceCertificate, VerifiedDevice};
 use crate::identity::IdentityPublicKey;
+
+/// The (not before, not after) Unix times of KeyPackages and group creators' leaves made by
+/// a seeded provider (simulation only): 2023-11-14 minus an hour, to 2100-01-01. A lifetime read from the
+/// wall clock would make a replay's commits differ whenever a second boundary falls
+/// differently. openmls checks only that "now" lies inside it, not its length.
+pub const SEEDED_KEY_PACKAGE_LIFETIME: (u64, u64) = (1_700_000_000 - 3600, 4_102_444_800);
+
+/// [`SEEDED_KEY_PACKAGE_LIFETIME`] as an openmls lifetime.
+pub(crate) fn seeded_lifetime() -> Lifetime {
+    let (not_before, not_after) = SEEDED_KEY_PACKAGE_LIFETIME;
+    Lifetime::init(not_before, not_after)
+}
 
 /// The credential and signature key a device uses for its KeyPackages and leaves.
 pub fn credential_with_key(certificate: &DeviceCertificate) -> CredentialWithKey {
@@ -30,13 +43,20 @@ pub fn credential_with_key(certificate: &DeviceCertificate) -> CredentialWithKey
 /// A new KeyPackage for this device (ciphersuite 0x0001, its certificate as credential),
 /// stored with its private keys in the provider's storage; publish `bundle.key_package()`.
 /// A last-resort package may be used by several adders and is kept after use.
-pub fn new_key_package<P: OpenMlsProvider>(
-    provider: &P,
+///
+/// Its lifetime starts an hour before now (the wall clock) and lasts openmls's default 12
+/// weeks; a [`KithProvider::seeded`] provider gives instead the fixed
+/// [`SEEDED_KEY_PACKAGE_LIFETIME`], so that the package's bytes depend on the seed alone.
+pub fn new_key_package(
+    provider: &KithProvider<'_>,
     signer: &DeviceSigningKey,
     certificate: &DeviceCertificate,
     is_last_resort: bool,
 ) -> Result<KeyPackageBundle, KeyPackageNewError> {
     let mut builder = KeyPackage::builder();
+    if provider.is_seeded() {
+        builder = builder.key_package_lifetime(seeded_lifetime());
+    }
     if is_last_resort {
         // A KeyPackage extension must also be listed in its leaf's capabilities, or adding
         // it fails with UnsupportedExtension.

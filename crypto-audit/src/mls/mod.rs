@@ -26,16 +26,24 @@
 //! ```
 mod config;
 mod credential;
+mod crypto;
 mod errors;
 mod export;
 mod provider;
+mod seeded_hpke;
+#[cfg(test)]
+mod seeded_tests;
 mod signer;
 
 pub use config::{
-    group_create_config, group_join_config, CIPHERSUITE, MAXIMUM_FORWARD_DISTANCE,
-    MAX_ADDS_PER_COMMIT, MAX_PAST_EPOCHS, OUT_OF_ORDER_TOLERANCE, PADDING_SIZE,
+    group_create_config, group_create_config_for, group_join_config, CIPHERSUITE,
+    MAXIMUM_FORWARD_DISTANCE, MAX_ADDS_PER_COMMIT, MAX_PAST_EPOCHS, OUT_OF_ORDER_TOLERANCE,
+    PADDING_SIZE,
 };
-pub use credential::{credential_with_key, new_key_package, verify_leaf_credential};
+pub use credential::{
+    credential_with_key, new_key_package, verify_leaf_credential, SEEDED_KEY_PACKAGE_LIFETIME,
+};
+pub use crypto::{KithCrypto, SeededRandomness};
 pub use errors::MlsSetupError;
 pub use export::{epoch_id, export_epoch_key, EpochExport, ENVELOPE_KEY_LABEL, EPOCH_ID_LABEL};
 pub use provider::{begin_immediate, run_migrations, JsonCodec, KithProvider, KithStorage};
