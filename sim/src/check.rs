@@ -83,14 +83,21 @@ impl World {
     /// Leaves and removals by admins still in the group took effect (unless the target or
     /// the remover was re-added since).
     fn check_requests(&mut self, holders: &[usize]) {
-        let last_add =
-            |j: usize, after: usize| self.record.adds.iter().any(|&(t, s)| t == j && s >= after);
+        // Whether device `j` was added, or lost the group, at or after step `after`: its
+        // membership (and every plan it had) started over.
+        let last_add = |j: usize, after: usize| {
+            self.record.adds.iter().any(|&(t, s)| t == j && s >= after)
+                || self.record.removed_steps[j].iter().any(|&s| s >= after)
+        };
         let admins = self.admins();
         let mut problems = Vec::new();
         for (j, step, others) in &self.record.leaves {
             let (j, step) = (*j, *step);
-            // Someone who saw the request and is an admin now must have removed it.
-            let answerable = admins.iter().any(|a| others.contains(a));
+            // Someone who saw the request and is an admin now must have removed it — unless
+            // it lost its membership since (re-added later): its plans died with it.
+            let answerable = admins
+                .iter()
+                .any(|&a| others.contains(&a) && !last_add(a, step));
             if holders.contains(&j) && answerable && !last_add(j, step) {
                 problems.push(format!(
                     "device {j} asked to leave at step {step} and is still in"

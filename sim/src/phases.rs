@@ -27,6 +27,15 @@ impl World {
         for round in 0..200 {
             if std::env::var_os("KITH_SIM_TRACE").is_some() {
                 eprintln!("quiesce {round}: {}", self.describe());
+                if std::env::var_os("KITH_SIM_TRACE_PACKETS").is_some() {
+                    for p in &self.in_flight {
+                        eprintln!(
+                            "  in flight {:08x} to d{}",
+                            crate::world::digest(&p.frame.payload),
+                            p.to
+                        );
+                    }
+                }
             }
             if !self.in_flight.is_empty() {
                 self.drain(round);

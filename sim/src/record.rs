@@ -26,6 +26,8 @@ pub(crate) struct Record {
     pub(crate) shown: Vec<Vec<MessageId>>,
     pub(crate) joins: Vec<u32>,
     pub(crate) removals: Vec<u32>,
+    /// Per device: the steps at which it lost the group (removed, or its branch was lost).
+    pub(crate) removed_steps: Vec<Vec<usize>>,
     pub(crate) rejoin_requests: Vec<u32>,
     /// Per device: (step, member addresses) each time its view of the members changed.
     pub(crate) members_log: Vec<Vec<(usize, Vec<String>)>>,
@@ -48,6 +50,7 @@ impl Record {
             shown: vec![Vec::new(); n],
             joins: vec![0; n],
             removals: vec![0; n],
+            removed_steps: vec![Vec::new(); n],
             rejoin_requests: vec![0; n],
             members_log: vec![Vec::new(); n],
             history: vec![BTreeMap::new(); n],
@@ -66,6 +69,7 @@ impl Record {
 
     pub(crate) fn removed(&mut self, i: usize) {
         self.removals[i] += 1;
+        self.removed_steps[i].push(self.step);
         self.epoch[i] = None;
         self.history[i].clear();
     }

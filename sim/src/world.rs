@@ -406,7 +406,7 @@ impl World {
 }
 
 /// A short fingerprint of a frame for traces (FNV-1a).
-fn digest(bytes: &[u8]) -> u32 {
+pub(crate) fn digest(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5, |h, b| {
         (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
     })

@@ -1,42 +1,92 @@
-//! The CI budget of simulator seeds (debug build): every seed must pass every invariant.
-//! A failing seed is shrunk and its shortest trace printed.
+//! The CI budget of simulator seeds (debug build, `cargo test`): a fixed range of seeds
+//! plus the seeds behind every engine fix, run on two threads.
+//!
+//! Every seed must pass every invariant, except the seeds listed in [`KNOWN_FAILING`]:
+//! open engine bugs, documented in docs/consistency.md ("Open"). The test fails if any
+//! other seed fails, and also if a known-failing seed starts passing (then take it off the
+//! list: it has become a regression test). A failing seed is shrunk and its shortest trace
+//! printed.
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use kith_sim::{devices_for, run_seed, schedule, shrink, Config, RunStats};
 
-/// Seeds run by `cargo test`: 0..12 take about 80 s in a debug build on the shared 2-core
-/// machine (budget: 3 minutes). Seeds 1, 3, 6, 9 and 11 failed before the engine fixes of
-/// this branch (leave requests answered by later admins, tentative removal, stale Welcomes,
-/// poll_timeout and removed groups, state messages re-applied after a re-join); they stay
-/// in the budget as regressions.
-const SEEDS: u64 = 12;
+/// Seeds 0..BUDGET run by `cargo test`: about 0.4 s each (kith-core and kith-sim are
+/// optimised in the dev profile), two at a time, so about 100 s on the shared 2-core machine.
+const BUDGET: u64 = 500;
+
+/// Seeds outside the budget that found engine bugs fixed since (docs/consistency.md).
+const REGRESSIONS: [u64; 10] = [2007, 2010, 2039, 2042, 2070, 2077, 2119, 2148, 2176, 2217];
+
+/// Seeds in the budget that still fail: open bugs (docs/consistency.md, "Open").
+const KNOWN_FAILING: [u64; 9] = [13, 59, 72, 81, 103, 123, 377, 389, 463];
 
 #[test]
 fn fixed_budget_of_seeds_passes_every_invariant() {
     let config = Config::default();
+    let seeds: Vec<u64> = (0..BUDGET).chain(REGRESSIONS).collect();
+    let (left, right) = seeds.split_at(seeds.len() / 2);
+    let run = |chunk: &[u64]| -> Vec<(u64, RunStats, Vec<String>)> {
+        chunk
+            .iter()
+            .map(|&seed| {
+                let outcome = run_seed(seed, &config).expect("setup");
+                (seed, outcome.stats, outcome.violations)
+            })
+            .collect()
+    };
+    let results: Vec<(u64, RunStats, Vec<String>)> = std::thread::scope(|scope| {
+        let other = scope.spawn(|| run(right));
+        let mut results = run(left);
+        results.extend(other.join().expect("simulator thread"));
+        results
+    });
     let mut total = RunStats::default();
-    for seed in 0..SEEDS {
-        let outcome = run_seed(seed, &config).expect("setup");
-        total.add(&outcome.stats);
-        if let Some(first) = outcome.violations.first() {
-            let n = devices_for(seed, &config);
-            let shrunk = shrink(
-                seed,
-                n,
-                schedule::generate(seed, config.steps),
-                first,
-                Instant::now() + Duration::from_secs(60),
-            );
-            panic!(
-                "seed {seed} failed: {:#?}\nshortest trace ({n} devices): {shrunk:#?}",
-                outcome.violations
-            );
+    let mut failing = BTreeSet::new();
+    let mut unexpected = Vec::new();
+    for (seed, stats, violations) in &results {
+        total.add(stats);
+        if violations.is_empty() {
+            continue;
+        }
+        failing.insert(*seed);
+        if !KNOWN_FAILING.contains(seed) {
+            unexpected.push((*seed, violations.clone()));
         }
     }
+    if let Some((seed, violations)) = unexpected.first() {
+        let n = devices_for(*seed, &config);
+        let shrunk = shrink(
+            *seed,
+            n,
+            schedule::generate(*seed, config.steps),
+            &violations[0],
+            Instant::now() + Duration::from_secs(60),
+        );
+        panic!(
+            "{} unexpected failing seed(s) {:?}; seed {seed}: {violations:#?}\n\
+             shortest trace ({n} devices): {shrunk:#?}",
+            unexpected.len(),
+            unexpected.iter().map(|(s, _)| s).collect::<Vec<_>>(),
+        );
+    }
+    let fixed: Vec<u64> = KNOWN_FAILING
+        .iter()
+        .copied()
+        .filter(|s| !failing.contains(s))
+        .collect();
+    assert!(
+        fixed.is_empty(),
+        "known-failing seeds {fixed:?} pass now: take them off KNOWN_FAILING"
+    );
     // The runs exercised what they are meant to.
     assert!(total.messages > 0 && total.commits > 0, "{total:?}");
-    assert!(total.crashes > 0, "no crash was injected: {total:?}");
-    eprintln!("{SEEDS} seeds: {total:?}");
+    assert!(total.crashes > 0 && total.forks_resolved > 0, "{total:?}");
+    eprintln!(
+        "{} runs, {} known failing: {total:?}",
+        results.len(),
+        KNOWN_FAILING.len()
+    );
 }
 
 /// Every run replays exactly from its seed (issue #5): the engines' MLS randomness is

@@ -207,7 +207,8 @@ impl GroupEngine {
             sent_at: 0,
             content: Content::MakeAdmin { addresses },
         };
-        out.outgoing.push(self.encrypt(db, group, &message, false)?);
+        // Remembered like any message we send: re-sent if fork choice drops its epoch.
+        out.outgoing.push(self.encrypt(db, group, &message, true)?);
         Ok(())
     }
 

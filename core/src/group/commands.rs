@@ -342,6 +342,12 @@ impl GroupEngine {
         group: &GroupId,
         out: &mut Output,
     ) -> Result<(), GroupError> {
+        // A device a commit (tentatively) removed commits nothing: its state stays at the
+        // removal's parent only so that fork choice can still keep it (seed 436: it
+        // answered a leave request from there and its commit won against its own removal).
+        if super::removal::removed_parent(db, group)?.is_some() {
+            return Ok(());
+        }
         for (id, intent) in store::due_intents(db, group, now)? {
             tracing::debug!(id, kind = intent.kind(), "running an intent");
             match self.execute(db, group, id, intent, out) {

@@ -14,7 +14,9 @@ use super::fork::{beats, CommitClass, CommitRank};
 use super::lineage::{self, Lineage, LINEAGE_EXTENSION_TYPE};
 use super::removal;
 use super::store::{self, LoggedCommit};
-use super::{BranchLost, Event, GroupEngine, GroupId, Incoming, OpenedWith, Outgoing, Output};
+use super::{
+    BranchLost, Event, ForkNotice, GroupEngine, GroupId, Incoming, OpenedWith, Outgoing, Output,
+};
 use crate::content::{AppMessage, Content};
 
 /// How long a member waits per rank before committing a removal someone asked for (the
@@ -42,6 +44,8 @@ impl GroupEngine {
             let payload = &incoming.frame.payload;
             if let Some(lost) = BranchLost::decode(payload) {
                 self.receive_branch_lost(db, lost, &mut out)?;
+            } else if let Some(notice) = ForkNotice::decode(payload) {
+                self.receive_fork_notice(db, notice, &mut out)?;
             } else {
                 self.receive_rejoin(db, now, payload, &mut out)?;
             }
@@ -197,7 +201,7 @@ impl GroupEngine {
             return Ok(());
         }
         if !store::has_snapshot(db, gid, parent)? {
-            return self.diverged(db, gid, parent, &protocol, hash, &incumbent, out);
+            return self.diverged(db, gid, parent, &incumbent, out);
         }
         let held_hash = hash.clone();
         db.execute_batch("SAVEPOINT kith_fork")?;

@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 use super::admin;
 use super::commands::{load, members_of, parse_key_package, Intent};
 use super::errors::{mls, GroupError};
-use super::fork::{beats, CommitClass, CommitRank};
 use super::lineage::Lineage;
 use super::store::{self, LoggedCommit};
 use super::{Event, GroupEngine, GroupId, MemberInfo, Outgoing, Output, SealKey};
@@ -69,69 +68,45 @@ pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
     Ok(())
 }
 
-/// The fork-choice class of a commit we cannot process (its parent state is gone), read
-/// from the proposals in its public content.
-fn public_class(protocol: &ProtocolMessage) -> Option<CommitClass> {
-    let ProtocolMessage::PublicMessage(message) = protocol else {
-        return None;
-    };
-    let value = serde_json::to_value(message).ok()?;
-    let proposals = value
-        .pointer("/content/body/Commit/proposals")?
-        .as_array()?;
-    let mut class = CommitClass::SelfUpdate;
-    for entry in proposals {
-        let kind = entry
-            .get("Proposal")
-            .and_then(|p| p.as_object())
-            .and_then(|p| p.keys().next().cloned())
-            .unwrap_or_default();
-        match kind.as_str() {
-            "Remove" => return Some(CommitClass::Removal),
-            "Update" => {}
-            _ => class = CommitClass::AddOrContext,
-        }
-    }
-    Some(class)
-}
-
 impl GroupEngine {
     /// A commit for `parent`, which we moved past beyond the rollback horizon, differs from
-    /// ours there. If it wins fork choice we are on a losing branch: ask an admin to re-add us
-    /// (once until we rejoin).
-    #[allow(clippy::too_many_arguments)]
+    /// ours there: tell the other members which commit we hold (`fork_notice.rs`); the side
+    /// that must re-join learns it from the notices.
     pub(crate) fn diverged(
         &self,
         db: &Connection,
         gid: &GroupId,
         parent: u64,
-        protocol: &ProtocolMessage,
-        hash: Vec<u8>,
         incumbent: &LoggedCommit,
         out: &mut Output,
     ) -> Result<(), GroupError> {
-        let Some(class) = public_class(protocol) else {
-            return Ok(());
-        };
-        let rank = CommitRank { class, hash };
-        let ours = CommitRank {
-            class: CommitClass::from_i64(incumbent.class),
-            hash: incumbent.hash.clone(),
-        };
-        if !beats(&rank, &ours) || already_requested(db, gid)? {
+        self.send_fork_notice(db, gid, parent, incumbent, out)
+    }
+
+    /// We are on the losing side of a fork on `parent`: ask the admins to re-add us with a
+    /// fresh KeyPackage (once until we rejoin).
+    pub(crate) fn request_rejoin(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+        parent: u64,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        if already_requested(db, gid)? {
             return Ok(());
         }
         let provider = self.provider(db);
         let members = members_of(&load(&provider, gid)?);
         let admins = admin::admins(db, gid)?;
-        let Some(admin) = members
-            .iter()
-            .map(|m| &m.address)
-            .find(|a| **a != self.address && admins.contains(a))
-        else {
+        let asked: Vec<String> = members
+            .into_iter()
+            .map(|m| m.address)
+            .filter(|a| *a != self.address && admins.contains(a))
+            .collect();
+        if asked.is_empty() {
             tracing::warn!("on a losing branch beyond the horizon and no admin to ask");
             return Ok(());
-        };
+        }
         let key_package = self.key_packages(db, 1)?.remove(0);
         let request = RejoinRequest {
             group: gid.0.clone(),
@@ -141,16 +116,16 @@ impl GroupEngine {
             "INSERT OR IGNORE INTO kith_rejoin_requested (group_id) VALUES (?1)",
             params![gid.0],
         )?;
-        out.outgoing.push(Outgoing {
-            recipients: vec![admin.clone()],
-            key: SealKey::Device {
-                address: admin.clone(),
-            },
-            frame: Frame {
-                kind: FrameKind::Control,
-                payload: request.encode(),
-            },
-        });
+        for admin in asked {
+            out.outgoing.push(Outgoing {
+                recipients: vec![admin.clone()],
+                key: SealKey::Device { address: admin },
+                frame: Frame {
+                    kind: FrameKind::Control,
+                    payload: request.encode(),
+                },
+            });
+        }
         out.events.push(Event::RejoinRequested {
             group: gid.clone(),
             parent_epoch: parent,

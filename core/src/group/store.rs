@@ -114,6 +114,7 @@ pub fn migrate(db: &Connection) -> Result<(), GroupError> {
     super::removal::migrate(db)?;
     super::lineage::migrate(db)?;
     super::branch_lost::migrate(db)?;
+    super::fork_notice::migrate(db)?;
     super::repair::migrate(db)
 }
 
@@ -301,6 +302,7 @@ pub(crate) fn forget_group(db: &Connection, group: &GroupId) -> Result<(), Group
         super::repair::TABLE,
         super::lineage::TABLE,
         super::branch_lost::TABLE,
+        super::fork_notice::TABLE,
     ]) {
         db.execute(
             &format!("DELETE FROM {table} WHERE group_id = ?1"),

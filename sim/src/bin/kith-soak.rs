@@ -22,6 +22,9 @@ struct Args {
     /// The first seed when running many.
     #[arg(long, default_value_t = 0)]
     first: u64,
+    /// Stop after this many runs (seeds `first`, `first + 1`, ...), even before `seconds`.
+    #[arg(long)]
+    runs: Option<u64>,
     /// Actions per schedule.
     #[arg(long, default_value_t = 60)]
     steps: usize,
@@ -81,7 +84,8 @@ fn main() -> Result<()> {
             }
         }
         seed += 1;
-        if args.seed.is_some() || Instant::now() >= deadline {
+        if args.seed.is_some() || Instant::now() >= deadline || args.runs.is_some_and(|n| runs >= n)
+        {
             break;
         }
     }

@@ -1,0 +1,214 @@
+//! Fork notices: beyond the horizon, the deep branch wins and the other side re-joins it.
+//!
+//! A device that receives a commit for a parent it can no longer roll back to (no snapshot,
+//! `repair.rs`) is on a branch that went more than [`super::HORIZON`] epochs past the fork.
+//! The device that made the competing commit may be only one epoch past it (seed 2070: one
+//! member's self-update raced an admin who then made ten more commits). Plain fork choice at
+//! the parent would then send the whole deep branch — every admin included — to ask for a
+//! re-add on a branch one device long, with nobody there to answer. So the device that
+//! detects the fork does not judge it alone: it tells every other member, in a signed
+//! `ForkNotice`, which commit it holds at that parent. A member that holds another commit
+//! there re-joins the notifier's branch if it can still roll back to the parent (its branch
+//! is the shallow one), or, when both sides are deep, if fork choice at the parent prefers
+//! the notifier's commit — so exactly one side re-joins, whichever hears first.
+use kith_crypto::certificate::DeviceCertificate;
+use kith_crypto::frame::{Frame, FrameKind};
+use kith_crypto::mls::openmls::prelude::BasicCredential;
+use kith_crypto::mls::verify_control;
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+
+use super::commands::{load, members_of};
+use super::errors::GroupError;
+use super::fork::{beats, CommitClass, CommitRank};
+use super::store::{self, LoggedCommit};
+use super::{GroupEngine, GroupId, Outgoing, Output, SealKey};
+
+/// The largest fork notice accepted.
+pub const MAX_FORK_NOTICE_LEN: usize = 4 * 1024;
+
+const CONTEXT: &str = "fork-notice";
+
+/// The payload of a `FrameKind::Control` frame: "on `parent` I hold this commit".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForkNotice {
+    /// The group id.
+    pub group: Vec<u8>,
+    /// The parent epoch of the fork.
+    pub parent: u64,
+    /// The fork-choice class of the notifier's commit there (0, 1 or 2).
+    pub class: u8,
+    /// SHA-256 of the notifier's commit there.
+    pub hash: Vec<u8>,
+    /// The notifier's leaf signature key (32 bytes).
+    pub signer: Vec<u8>,
+    /// Ed25519 over the other fields (`kith_crypto::mls::verify_control`).
+    pub signature: Vec<u8>,
+}
+
+impl ForkNotice {
+    /// The wire form (JSON).
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a fork notice always serializes")
+    }
+
+    /// Parses bytes from the network; `None` if they are not a fork notice.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() > MAX_FORK_NOTICE_LEN {
+            return None;
+        }
+        serde_json::from_slice(bytes).ok()
+    }
+
+    fn signed_bytes(group: &[u8], parent: u64, class: u8, hash: &[u8]) -> Vec<u8> {
+        let mut bytes = (group.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(group);
+        bytes.extend(parent.to_be_bytes());
+        bytes.push(class);
+        bytes.extend_from_slice(hash);
+        bytes
+    }
+}
+
+/// Creates the table that remembers the forks we sent a notice for (idempotent).
+pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
+    db.execute_batch(
+        "CREATE TABLE IF NOT EXISTS kith_fork_notices (
+             group_id BLOB NOT NULL,
+             parent_epoch INTEGER NOT NULL,
+             PRIMARY KEY (group_id, parent_epoch)
+         );",
+    )?;
+    Ok(())
+}
+
+/// The table, for `forget_group`.
+pub(crate) const TABLE: &str = "kith_fork_notices";
+
+impl GroupEngine {
+    /// We hold `ours` on `parent` and cannot roll back there: tell every other member
+    /// (once per parent).
+    pub(crate) fn send_fork_notice(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+        parent: u64,
+        ours: &LoggedCommit,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let new = db.execute(
+            "INSERT OR IGNORE INTO kith_fork_notices (group_id, parent_epoch) VALUES (?1, ?2)",
+            params![gid.0, parent as i64],
+        )? == 1;
+        if !new {
+            return Ok(());
+        }
+        let class = ours.class as u8;
+        let signature = self.signer.sign_control(
+            CONTEXT,
+            &ForkNotice::signed_bytes(&gid.0, parent, class, &ours.hash),
+        );
+        let notice = ForkNotice {
+            group: gid.0.clone(),
+            parent,
+            class,
+            hash: ours.hash.clone(),
+            signer: self.signer.public_key().to_vec(),
+            signature: signature.to_vec(),
+        };
+        let provider = self.provider(db);
+        for member in members_of(&load(&provider, gid)?) {
+            if member.address == self.address {
+                continue;
+            }
+            out.outgoing.push(Outgoing {
+                recipients: vec![member.address.clone()],
+                key: SealKey::Device {
+                    address: member.address,
+                },
+                frame: Frame {
+                    kind: FrameKind::Control,
+                    payload: notice.encode(),
+                },
+            });
+        }
+        Ok(())
+    }
+
+    /// A fork notice arrived: if we hold another commit on its parent, re-join the
+    /// notifier's branch when ours is the shallow one or loses fork choice there.
+    pub(crate) fn receive_fork_notice(
+        &self,
+        db: &Connection,
+        notice: ForkNotice,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let gid = GroupId(notice.group.clone());
+        if !store::is_member_group(db, &gid)? || super::removal::removed_parent(db, &gid)?.is_some()
+        {
+            return Ok(());
+        }
+        let Some(ours) = store::logged_commit(db, &gid, notice.parent)? else {
+            return Ok(());
+        };
+        if ours.hash == notice.hash || notice.class > 2 {
+            return Ok(());
+        }
+        let provider = self.provider(db);
+        let group = load(&provider, &gid)?;
+        let signer_known = group
+            .members()
+            .find(|m| m.signature_key == notice.signer)
+            .and_then(|m| BasicCredential::try_from(m.credential).ok())
+            .and_then(|c| DeviceCertificate::decode(c.identity()).ok())
+            .is_some_and(|c| c.verify(None).is_ok());
+        let signed =
+            ForkNotice::signed_bytes(&notice.group, notice.parent, notice.class, &notice.hash);
+        if !signer_known || !verify_control(&notice.signer, CONTEXT, &signed, &notice.signature) {
+            tracing::warn!("refusing a fork notice that is not a member's");
+            return Ok(());
+        }
+        let shallow = store::has_snapshot(db, &gid, notice.parent)?;
+        let theirs = CommitRank {
+            class: CommitClass::from_i64(i64::from(notice.class)),
+            hash: notice.hash,
+        };
+        let mine = CommitRank {
+            class: CommitClass::from_i64(ours.class),
+            hash: ours.hash,
+        };
+        if shallow || beats(&theirs, &mine) {
+            tracing::debug!(shallow, "re-joining the branch of a fork notice");
+            self.request_rejoin(db, &gid, notice.parent, out)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_round_trips_and_refuses_other_control_frames() {
+        let notice = ForkNotice {
+            group: vec![1, 2],
+            parent: 4,
+            class: 2,
+            hash: vec![3; 32],
+            signer: vec![4; 32],
+            signature: vec![5; 64],
+        };
+        assert_eq!(ForkNotice::decode(&notice.encode()), Some(notice));
+        let lost = super::super::BranchLost {
+            group: vec![1],
+            epoch: 2,
+            epoch_id: vec![0; 32],
+            signer: vec![0; 32],
+            signature: vec![0; 64],
+        };
+        assert_eq!(ForkNotice::decode(&lost.encode()), None);
+        assert_eq!(ForkNotice::decode(b"{}"), None);
+    }
+}
