@@ -12,9 +12,8 @@
 //! adder's leaf key, sealed to the device's key. The device drops the group if it is still
 //! on that branch (it holds that epoch id) and the signer is an admin there; otherwise (it
 //! has moved to the winning branch meanwhile) the frame changes nothing.
-use kith_crypto::certificate::DeviceCertificate;
 use kith_crypto::frame::{Frame, FrameKind};
-use kith_crypto::mls::openmls::prelude::{BasicCredential, OpenMlsProvider as _};
+use kith_crypto::mls::openmls::prelude::OpenMlsProvider as _;
 use kith_crypto::mls::verify_control;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
@@ -54,10 +53,7 @@ impl BranchLost {
 
     /// Parses bytes from the network; `None` if they are not a branch-lost frame.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() > MAX_BRANCH_LOST_LEN {
-            return None;
-        }
-        serde_json::from_slice(bytes).ok()
+        super::control::decode_capped(bytes, MAX_BRANCH_LOST_LEN)
     }
 
     fn signed_bytes(group: &[u8], epoch: u64, epoch_id: &[u8]) -> Vec<u8> {
@@ -173,14 +169,7 @@ impl GroupEngine {
         }
         let provider = self.provider(db);
         let mut group = load(&provider, &gid)?;
-        let signer_address = group
-            .members()
-            .find(|m| m.signature_key == lost.signer)
-            .and_then(|m| BasicCredential::try_from(m.credential).ok())
-            .and_then(|c| DeviceCertificate::decode(c.identity()).ok())
-            .and_then(|c| c.verify(None).ok())
-            .map(|d| d.delivery_address);
-        let Some(signer_address) = signer_address else {
+        let Some(signer_address) = super::control::member_with_key(&group, &lost.signer) else {
             tracing::debug!("branch-lost frame from a device that is not a member");
             return Ok(());
         };

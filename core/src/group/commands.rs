@@ -394,22 +394,9 @@ impl GroupEngine {
                 }
                 let lineage =
                     lineage::for_add(db, gid, group.epoch().as_u64(), CommitClass::AddOrContext)?;
-                let bundle = group
-                    .commit_builder()
-                    .propose_adds(packages)
-                    .force_self_update(true)
-                    .load_psks(provider.storage())
-                    .map_err(mls)?
-                    .create_group_info_with_extensions([lineage.to_extension()])
-                    .map_err(mls)?
-                    .build(provider.rand(), provider.crypto(), &self.signer, |_| true)
-                    .map_err(mls)?
-                    .stage_commit(&provider)
-                    .map_err(mls)?;
-                let welcome = bundle
-                    .to_welcome_msg()
-                    .ok_or_else(|| GroupError::Mls("an add commit without a Welcome".into()))?;
-                (bundle.into_commit(), Some(welcome), added)
+                let (commit, welcome) =
+                    self.welcoming_commit(&provider, &mut group, Vec::new(), packages, &lineage)?;
+                (commit, Some(welcome), added)
             }
             Intent::Remove { addresses } => {
                 let leaves: Vec<LeafNodeIndex> = members
@@ -456,8 +443,38 @@ impl GroupEngine {
                 frame: mls_frame(welcome.clone()),
             }));
             self.resend_name(db, gid, out)?;
+            self.resend_admins(db, gid, out)?;
         }
         Ok(())
+    }
+
+    /// A commit that removes `removals` and adds `packages`, with a Welcome whose GroupInfo
+    /// carries `lineage`; staged as our pending commit. Returns (commit, Welcome).
+    pub(crate) fn welcoming_commit(
+        &self,
+        provider: &KithProvider<'_>,
+        group: &mut MlsGroup,
+        removals: Vec<LeafNodeIndex>,
+        packages: Vec<KeyPackage>,
+        lineage: &lineage::Lineage,
+    ) -> Result<(MlsMessageOut, MlsMessageOut), GroupError> {
+        let bundle = group
+            .commit_builder()
+            .propose_removals(removals)
+            .propose_adds(packages)
+            .force_self_update(true)
+            .load_psks(provider.storage())
+            .map_err(mls)?
+            .create_group_info_with_extensions([lineage.to_extension()])
+            .map_err(mls)?
+            .build(provider.rand(), provider.crypto(), &self.signer, |_| true)
+            .map_err(mls)?
+            .stage_commit(provider)
+            .map_err(mls)?;
+        let welcome = bundle
+            .to_welcome_msg()
+            .ok_or_else(|| GroupError::Mls("a commit that adds without a Welcome".into()))?;
+        Ok((bundle.into_commit(), welcome))
     }
 
     /// Sends the group's current name message again (same id and time), so that devices
@@ -515,12 +532,13 @@ impl GroupEngine {
             message: bytes,
         };
         store::log_commit(db, gid, parent, &logged)?;
-        self.after_merge(db, provider, group, gid, &before, out)?;
+        self.after_merge(db, provider, group, gid, &before, true, out)?;
         Ok(hash)
     }
 
     /// Bookkeeping after any merge: record the new epoch, prune beyond the horizon, and
-    /// report membership changes.
+    /// report membership changes. `own`: the commit is ours (the adder re-sends its admin set itself, after the Welcome).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn after_merge(
         &self,
         db: &Connection,
@@ -528,6 +546,7 @@ impl GroupEngine {
         group: &MlsGroup,
         gid: &GroupId,
         before: &[MemberInfo],
+        own: bool,
         out: &mut Output,
     ) -> Result<(), GroupError> {
         let epoch = group.epoch().as_u64();
@@ -559,7 +578,8 @@ impl GroupEngine {
         if !added.is_empty() {
             // Every admin tells newcomers the admins it knows: a grant sent before they
             // joined reaches them only this way, whichever admin knew it (seeds 2148, 2217).
-            if super::admin::is_admin(db, gid, &self.address)? {
+            // (The adder does so after its Welcome, in `execute`.)
+            if !own && super::admin::is_admin(db, gid, &self.address)? {
                 self.resend_admins(db, gid, out)?;
             }
             out.events.push(Event::MembersAdded {

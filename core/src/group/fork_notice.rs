@@ -6,14 +6,14 @@
 //! member's self-update raced an admin who then made ten more commits). Plain fork choice at
 //! the parent would then send the whole deep branch — every admin included — to ask for a
 //! re-add on a branch one device long, with nobody there to answer. So the device that
-//! detects the fork does not judge it alone: it tells every other member, in a signed
-//! `ForkNotice`, which commit it holds at that parent. A member that holds another commit
-//! there re-joins the notifier's branch if it can still roll back to the parent (its branch
-//! is the shallow one), or, when both sides are deep, if fork choice at the parent prefers
-//! the notifier's commit — so exactly one side re-joins, whichever hears first.
-use kith_crypto::certificate::DeviceCertificate;
+//! detects the fork — unless it is a non-admin whose commit loses there: it asks to be
+//! re-added, as before — tells every other member, in a signed `ForkNotice`, which commit
+//! it holds at that parent. A member that holds another commit there re-joins the
+//! notifier's branch if the notifier is an admin and the member can still roll back to the
+//! parent (its own branch is the shallow one), or if fork choice at the parent prefers the
+//! notifier's commit. Only an admin's branch can re-add anyone, which is why a shallow
+//! branch yields only to an admin's.
 use kith_crypto::frame::{Frame, FrameKind};
-use kith_crypto::mls::openmls::prelude::BasicCredential;
 use kith_crypto::mls::verify_control;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
@@ -55,10 +55,7 @@ impl ForkNotice {
 
     /// Parses bytes from the network; `None` if they are not a fork notice.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() > MAX_FORK_NOTICE_LEN {
-            return None;
-        }
-        serde_json::from_slice(bytes).ok()
+        super::control::decode_capped(bytes, MAX_FORK_NOTICE_LEN)
     }
 
     fn signed_bytes(group: &[u8], parent: u64, class: u8, hash: &[u8]) -> Vec<u8> {
@@ -157,16 +154,15 @@ impl GroupEngine {
         }
         let provider = self.provider(db);
         let group = load(&provider, &gid)?;
-        let signer_known = group
-            .members()
-            .find(|m| m.signature_key == notice.signer)
-            .and_then(|m| BasicCredential::try_from(m.credential).ok())
-            .and_then(|c| DeviceCertificate::decode(c.identity()).ok())
-            .is_some_and(|c| c.verify(None).is_ok());
+        let signer = super::control::member_with_key(&group, &notice.signer);
         let signed =
             ForkNotice::signed_bytes(&notice.group, notice.parent, notice.class, &notice.hash);
-        if !signer_known || !verify_control(&notice.signer, CONTEXT, &signed, &notice.signature) {
+        let Some(signer) = signer else {
             tracing::warn!("refusing a fork notice that is not a member's");
+            return Ok(());
+        };
+        if !verify_control(&notice.signer, CONTEXT, &signed, &notice.signature) {
+            tracing::warn!("refusing a fork notice whose signature fails");
             return Ok(());
         }
         let shallow = store::has_snapshot(db, &gid, notice.parent)?;
@@ -178,7 +174,10 @@ impl GroupEngine {
             class: CommitClass::from_i64(ours.class),
             hash: ours.hash,
         };
-        if shallow || beats(&theirs, &mine) {
+        // Only an admin's branch can re-add us: a shallow branch yields to an admin's deep
+        // one; otherwise fork choice at the parent decides.
+        let notifier_is_admin = super::admin::is_admin(db, &gid, &signer)?;
+        if (shallow && notifier_is_admin) || beats(&theirs, &mine) {
             tracing::debug!(shallow, "re-joining the branch of a fork notice");
             self.request_rejoin(db, &gid, notice.parent, out)?;
         }

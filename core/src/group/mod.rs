@@ -16,6 +16,7 @@
 mod admin;
 mod branch_lost;
 mod commands;
+mod control;
 mod errors;
 mod fork;
 mod fork_notice;

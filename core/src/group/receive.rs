@@ -201,7 +201,7 @@ impl GroupEngine {
             return Ok(());
         }
         if !store::has_snapshot(db, gid, parent)? {
-            return self.diverged(db, gid, parent, &incumbent, out);
+            return self.diverged(db, gid, parent, &protocol, hash, &incumbent, out);
         }
         let held_hash = hash.clone();
         db.execute_batch("SAVEPOINT kith_fork")?;
@@ -363,7 +363,7 @@ impl GroupEngine {
         tracing::debug!(parent, class = logged.class, hash = %hex::encode(&logged.hash[..4]), "merging commit");
         group.merge_staged_commit(provider, staged).map_err(mls)?;
         store::log_commit(db, gid, parent, &logged)?;
-        self.after_merge(db, provider, group, gid, &before, out)?;
+        self.after_merge(db, provider, group, gid, &before, false, out)?;
         Ok(true)
     }
 

@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use super::admin;
 use super::commands::{load, members_of, parse_key_package, Intent};
-use super::errors::{mls, GroupError};
+use super::errors::GroupError;
+use super::fork::{beats, CommitClass, CommitRank};
 use super::lineage::Lineage;
 use super::store::{self, LoggedCommit};
 use super::{Event, GroupEngine, GroupId, MemberInfo, Outgoing, Output, SealKey};
@@ -50,10 +51,7 @@ impl RejoinRequest {
 
     /// Parses bytes from the network; `None` if they are not a rejoin request.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() > MAX_REJOIN_REQUEST_LEN {
-            return None;
-        }
-        serde_json::from_slice(bytes).ok()
+        super::control::decode_capped(bytes, MAX_REJOIN_REQUEST_LEN)
     }
 }
 
@@ -68,18 +66,60 @@ pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
     Ok(())
 }
 
+/// The fork-choice class of a commit we cannot process (its parent state is gone), read
+/// from the proposals in its public content.
+fn public_class(protocol: &ProtocolMessage) -> Option<CommitClass> {
+    let ProtocolMessage::PublicMessage(message) = protocol else {
+        return None;
+    };
+    let value = serde_json::to_value(message).ok()?;
+    let proposals = value
+        .pointer("/content/body/Commit/proposals")?
+        .as_array()?;
+    let mut class = CommitClass::SelfUpdate;
+    for entry in proposals {
+        let kind = entry
+            .get("Proposal")
+            .and_then(|p| p.as_object())
+            .and_then(|p| p.keys().next().cloned())
+            .unwrap_or_default();
+        match kind.as_str() {
+            "Remove" => return Some(CommitClass::Removal),
+            "Update" => {}
+            _ => class = CommitClass::AddOrContext,
+        }
+    }
+    Some(class)
+}
+
 impl GroupEngine {
     /// A commit for `parent`, which we moved past beyond the rollback horizon, differs from
-    /// ours there: tell the other members which commit we hold (`fork_notice.rs`); the side
-    /// that must re-join learns it from the notices.
+    /// ours there. If it wins fork choice and we are no admin, ask an admin to re-add us (as
+    /// DESIGN.md says); otherwise tell the other members which commit we hold, so that the
+    /// side that must re-join learns it (`fork_notice.rs`: an admin's deep branch is not
+    /// given up for a shallow one).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn diverged(
         &self,
         db: &Connection,
         gid: &GroupId,
         parent: u64,
+        protocol: &ProtocolMessage,
+        hash: Vec<u8>,
         incumbent: &LoggedCommit,
         out: &mut Output,
     ) -> Result<(), GroupError> {
+        let Some(class) = public_class(protocol) else {
+            return Ok(());
+        };
+        let theirs = CommitRank { class, hash };
+        let ours = CommitRank {
+            class: CommitClass::from_i64(incumbent.class),
+            hash: incumbent.hash.clone(),
+        };
+        if beats(&theirs, &ours) && !admin::is_admin(db, gid, &self.address)? {
+            return self.request_rejoin(db, gid, parent, out);
+        }
         self.send_fork_notice(db, gid, parent, incumbent, out)
     }
 
@@ -193,22 +233,8 @@ impl GroupEngine {
             .filter(|m| m.address == address)
             .map(|m| LeafNodeIndex::new(m.leaf_index))
             .collect();
-        let bundle = group
-            .commit_builder()
-            .propose_removals(old)
-            .propose_adds(Some(package))
-            .load_psks(provider.storage())
-            .map_err(mls)?
-            .create_group_info_with_extensions([lineage.to_extension()])
-            .map_err(mls)?
-            .build(provider.rand(), provider.crypto(), &self.signer, |_| true)
-            .map_err(mls)?
-            .stage_commit(provider)
-            .map_err(mls)?;
-        let (commit, welcome, _) = bundle.into_contents();
-        let welcome =
-            welcome.ok_or_else(|| GroupError::Mls("a re-add commit without a Welcome".into()))?;
-        let welcome = MlsMessageOut::from_welcome(welcome, ProtocolVersion::Mls10);
+        let (commit, welcome) =
+            self.welcoming_commit(provider, group, old, vec![package], lineage)?;
         Ok(Some((commit, welcome, address)))
     }
 }
