@@ -168,7 +168,15 @@ impl World {
         chain: Option<&std::collections::BTreeMap<u64, [u8; 32]>>,
     ) -> bool {
         let r = &self.record;
-        let steady = |d: usize| r.joins[d] <= 1 && r.removals[d] == 0 && r.rejoin_requests[d] == 0;
+        // Removed, re-joined or asked to rejoin, as the device saw it or as the schedule did
+        // it (a device removed before its first Welcome arrived never sees the removal, and
+        // the Welcome of its re-add puts it past the epochs it missed).
+        let steady = |d: usize| {
+            r.joins[d] <= 1
+                && r.removals[d] == 0
+                && r.rejoin_requests[d] == 0
+                && !r.removes.iter().any(|&(_, t, s)| t == d && s >= m.step)
+        };
         if i == m.sender || !holders.contains(&i) || !holders.contains(&m.sender) {
             return false;
         }
