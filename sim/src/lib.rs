@@ -142,8 +142,8 @@ pub fn run_seed(seed: u64, config: &Config) -> Result<Outcome, SimError> {
 
 /// Runs a given schedule with `n` devices; `seed` seeds the setup and message ids.
 pub fn run_schedule(seed: u64, n: usize, schedule: &[Action]) -> Result<Outcome, SimError> {
-    let trace = std::env::var_os("KITH_SIM_TRACE").is_some();
     let mut world = world::World::new(seed, n)?;
+    let trace = world.trace;
     world.setup();
     for (step, action) in schedule.iter().enumerate() {
         world.step = step + 1;

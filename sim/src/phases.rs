@@ -25,16 +25,14 @@ impl World {
         }
         let step = LEAVE_STEP_SECS * (self.devices.len() as u64 + 2);
         for round in 0..200 {
-            if std::env::var_os("KITH_SIM_TRACE").is_some() {
+            if self.trace {
                 eprintln!("quiesce {round}: {}", self.describe());
-                if std::env::var_os("KITH_SIM_TRACE_PACKETS").is_some() {
-                    for p in &self.in_flight {
-                        eprintln!(
-                            "  in flight {:08x} to d{}",
-                            crate::world::digest(&p.frame.payload),
-                            p.to
-                        );
-                    }
+                for p in &self.in_flight {
+                    eprintln!(
+                        "  in flight {:08x} to d{}",
+                        crate::world::digest(&p.frame.payload),
+                        p.to
+                    );
                 }
             }
             if !self.in_flight.is_empty() {

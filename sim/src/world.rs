@@ -57,7 +57,8 @@ pub(crate) struct World {
     pub(crate) step: usize,
     pub(crate) record: Record,
     pub(crate) stats: RunStats,
-    /// Whether to print every delivery (`KITH_SIM_TRACE`).
+    /// Whether to trace every step, delivery, send and quiesce round (`KITH_SIM_TRACE`, read
+    /// once here).
     pub(crate) trace: bool,
 }
 
