@@ -14,7 +14,6 @@
 //! has moved to the winning branch meanwhile) the frame changes nothing.
 use kith_crypto::frame::{Frame, FrameKind};
 use kith_crypto::mls::openmls::prelude::OpenMlsProvider as _;
-use kith_crypto::mls::verify_control;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
@@ -157,8 +156,7 @@ impl GroupEngine {
         out: &mut Output,
     ) -> Result<(), GroupError> {
         let gid = GroupId(lost.group.clone());
-        if !store::is_member_group(db, &gid)? || super::removal::removed_parent(db, &gid)?.is_some()
-        {
+        if !super::control::holds_active(db, &gid)? {
             return Ok(());
         }
         let on_that_branch = store::epoch_record(db, &gid, lost.epoch)?
@@ -169,14 +167,14 @@ impl GroupEngine {
         }
         let provider = self.provider(db);
         let mut group = load(&provider, &gid)?;
-        let Some(signer_address) = super::control::member_with_key(&group, &lost.signer) else {
-            tracing::debug!("branch-lost frame from a device that is not a member");
+        let signed = BranchLost::signed_bytes(&lost.group, lost.epoch, &lost.epoch_id);
+        let signer =
+            super::control::signer_of(&group, &lost.signer, CONTEXT, &signed, &lost.signature);
+        let Some(signer) = signer else {
+            tracing::warn!("refusing a branch-lost frame that no member signed");
             return Ok(());
         };
-        let signed = BranchLost::signed_bytes(&lost.group, lost.epoch, &lost.epoch_id);
-        if !admin::is_admin(db, &gid, &signer_address)?
-            || !verify_control(&lost.signer, CONTEXT, &signed, &lost.signature)
-        {
+        if !admin::is_admin(db, &gid, &signer)? {
             tracing::warn!("refusing a branch-lost frame that is not an admin's");
             return Ok(());
         }

@@ -3,7 +3,12 @@
 //! signed one.
 use kith_crypto::certificate::DeviceCertificate;
 use kith_crypto::mls::openmls::prelude::{BasicCredential, MlsGroup};
+use kith_crypto::mls::verify_control;
+use rusqlite::Connection;
 use serde::de::DeserializeOwned;
+
+use super::errors::GroupError;
+use super::{store, GroupId};
 
 /// Parses a control frame from the network: `None` if it is longer than `max` or not `T`.
 pub(crate) fn decode_capped<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Option<T> {
@@ -13,9 +18,27 @@ pub(crate) fn decode_capped<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Op
     serde_json::from_slice(bytes).ok()
 }
 
-/// The delivery address of the member whose leaf signature key is `key`, if its certificate
-/// verifies.
-pub(crate) fn member_with_key(group: &MlsGroup, key: &[u8]) -> Option<String> {
+/// Whether we hold the group and no commit has (tentatively) removed us: only then does a
+/// control frame about it mean anything.
+pub(crate) fn holds_active(db: &Connection, group: &GroupId) -> Result<bool, GroupError> {
+    Ok(store::is_member_group(db, group)? && super::removal::removed_parent(db, group)?.is_none())
+}
+
+/// The delivery address of the member whose leaf key `key` signed `signed` under `context`:
+/// `None` unless the key is a member's leaf key, its certificate verifies, and so does the
+/// signature.
+pub(crate) fn signer_of(
+    group: &MlsGroup,
+    key: &[u8],
+    context: &str,
+    signed: &[u8],
+    signature: &[u8],
+) -> Option<String> {
+    let address = member_with_key(group, key)?;
+    verify_control(key, context, signed, signature).then_some(address)
+}
+
+fn member_with_key(group: &MlsGroup, key: &[u8]) -> Option<String> {
     group
         .members()
         .find(|m| m.signature_key == key)

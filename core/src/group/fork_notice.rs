@@ -14,7 +14,6 @@
 //! notifier's commit. Only an admin's branch can re-add anyone, which is why a shallow
 //! branch yields only to an admin's.
 use kith_crypto::frame::{Frame, FrameKind};
-use kith_crypto::mls::verify_control;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
@@ -142,8 +141,7 @@ impl GroupEngine {
         out: &mut Output,
     ) -> Result<(), GroupError> {
         let gid = GroupId(notice.group.clone());
-        if !store::is_member_group(db, &gid)? || super::removal::removed_parent(db, &gid)?.is_some()
-        {
+        if !super::control::holds_active(db, &gid)? {
             return Ok(());
         }
         let Some(ours) = store::logged_commit(db, &gid, notice.parent)? else {
@@ -154,17 +152,14 @@ impl GroupEngine {
         }
         let provider = self.provider(db);
         let group = load(&provider, &gid)?;
-        let signer = super::control::member_with_key(&group, &notice.signer);
         let signed =
             ForkNotice::signed_bytes(&notice.group, notice.parent, notice.class, &notice.hash);
+        let signer =
+            super::control::signer_of(&group, &notice.signer, CONTEXT, &signed, &notice.signature);
         let Some(signer) = signer else {
-            tracing::warn!("refusing a fork notice that is not a member's");
+            tracing::warn!("refusing a fork notice that no member signed");
             return Ok(());
         };
-        if !verify_control(&notice.signer, CONTEXT, &signed, &notice.signature) {
-            tracing::warn!("refusing a fork notice whose signature fails");
-            return Ok(());
-        }
         let shallow = store::has_snapshot(db, &gid, notice.parent)?;
         let theirs = CommitRank {
             class: CommitClass::from_i64(i64::from(notice.class)),
