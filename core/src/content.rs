@@ -94,12 +94,6 @@ pub enum Content {
     },
     /// The sender's device asks to be removed from the group; a member commits the removal.
     LeaveRequest,
-    /// The sender (an admin device) makes these member devices admins too: they may commit
-    /// adds and removals (see `docs/groups.md`, "Admins").
-    MakeAdmin {
-        /// The delivery addresses of the devices made admins.
-        addresses: Vec<String>,
-    },
 }
 
 /// An application message: its id, when the sender says it sent it, and its content.
@@ -224,8 +218,6 @@ mod tests {
                 }),
             ".*".prop_map(|name| Content::Rename { name }),
             Just(Content::LeaveRequest),
-            proptest::collection::vec(".{0,12}", 0..4)
-                .prop_map(|addresses| Content::MakeAdmin { addresses }),
         ]
     }
 

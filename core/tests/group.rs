@@ -4,7 +4,9 @@
 mod network;
 
 use kith_core::content::Content;
-use kith_core::group::{Event, GroupError};
+use kith_core::group::{encode_admins, Event, GroupError};
+use kith_crypto::mls::openmls::prelude::{Extension, LeafNodeIndex, UnknownExtension};
+use kith_crypto::mls::ADMINS_EXTENSION_TYPE;
 use network::{Network, Order};
 
 #[test]
@@ -376,7 +378,7 @@ fn a_two_epoch_branch_is_rolled_back_when_the_better_commit_arrives_late() {
 }
 
 #[test]
-fn only_admins_change_membership_and_grants_may_arrive_after_the_commit() {
+fn only_admins_change_membership_and_a_new_admin_can_add_at_once() {
     let mut net = Network::new(4);
     let g = net.create(0, "g");
     net.add(0, g.clone(), &[1, 2]);
@@ -393,8 +395,9 @@ fn only_admins_change_membership_and_grants_may_arrive_after_the_commit() {
         .try_make_admin(2, &g, &[2])
         .expect_err("non-admin grant");
     assert!(matches!(err, GroupError::NotAdmin), "{err:?}");
-    // The creator makes device 1 an admin; device 1 adds device 3 at once. Device 2 gets
-    // the add commit before the grant: it holds the commit until the grant arrives.
+    // The creator makes device 1 an admin; device 1 adds device 3 as soon as it has the
+    // grant. Device 2 gets the add before the grant: the add waits for the grant's epoch,
+    // and device 3 learns the admins from its Welcome.
     net.make_admin(0, &g, &[1]);
     net.deliver_last_to(1);
     net.add(1, g.clone(), &[3]);
@@ -419,9 +422,14 @@ fn a_membership_commit_from_a_non_admin_is_refused_by_receivers() {
     net.add(0, g.clone(), &[1, 2]);
     net.run(Order::Sent);
     let before = net.epoch(0, &g);
-    // Device 2 believes it is an admin (no grant exists) and removes device 1.
-    net.self_appoint(2, &g);
-    net.remove(2, &g, &[1]);
+    // Device 2 is no admin, builds a commit removing device 1 behind its engine's back.
+    let leaf = net.members(0, &g)[1].leaf_index;
+    net.rogue_commit(2, &g, |group, provider, signer| {
+        let (commit, _, _) = group
+            .remove_members(provider, signer, &[LeafNodeIndex::new(leaf)])
+            .expect("remove commit");
+        commit
+    });
     net.run(Order::Sent);
     assert_eq!(
         net.epoch(0, &g),
@@ -436,6 +444,86 @@ fn a_membership_commit_from_a_non_admin_is_refused_by_receivers() {
     assert!(net.has_group(1, &g), "device 1 is still a member");
     assert_eq!(net.members(0, &g).len(), 3);
     assert!(net.errors(0).is_empty() && net.errors(1).is_empty());
+}
+
+/// The admin list may only grow, by member devices, and only an admin may grow it; a
+/// commit that changes the context any other way is refused by every receiver.
+#[test]
+fn context_changes_other_than_granting_members_are_refused() {
+    let mut net = Network::new(4);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &[1, 2]);
+    net.run(Order::Sent);
+    net.make_admin(0, &g, &[1]);
+    net.run(Order::Sent);
+    assert_eq!(net.admins(2, &g), vec![0, 1]);
+    let addresses: Vec<String> = net.members(0, &g).into_iter().map(|m| m.address).collect();
+    let outsider = "d3@relay.example".to_owned();
+    let attempts: Vec<(usize, Vec<String>)> = vec![
+        // A non-admin makes itself an admin.
+        (
+            2,
+            vec![
+                addresses[0].clone(),
+                addresses[1].clone(),
+                addresses[2].clone(),
+            ],
+        ),
+        // An admin demotes the other admin.
+        (1, vec![addresses[1].clone()]),
+        // An admin makes a device that is not a member an admin.
+        (
+            0,
+            vec![addresses[0].clone(), addresses[1].clone(), outsider],
+        ),
+    ];
+    let before = net.epoch(0, &g);
+    for (committer, admins) in attempts {
+        net.rogue_commit(committer, &g, |group, provider, signer| {
+            let mut extensions = group.extensions().clone();
+            extensions
+                .add_or_replace(Extension::Unknown(
+                    ADMINS_EXTENSION_TYPE,
+                    UnknownExtension(encode_admins(&admins)),
+                ))
+                .expect("extension");
+            let (commit, _, _) = group
+                .update_group_context_extensions(provider, extensions, signer)
+                .expect("context commit");
+            commit
+        });
+        net.run(Order::Sent);
+        for i in 0..3 {
+            assert_eq!(net.epoch(i, &g), before, "device {i} refused the commit");
+            assert_eq!(
+                net.admins(i, &g),
+                vec![0, 1],
+                "device {i}: admins unchanged"
+            );
+        }
+    }
+}
+
+/// Two admins grant on the same parent: fork choice keeps one grant, the other admin's
+/// grant is re-issued on top of it, and every device ends with both grantees as admins.
+#[test]
+fn concurrent_grants_both_take_effect() {
+    for order in [Order::Sent, Order::Reversed] {
+        let mut net = Network::new(4);
+        let g = net.create(0, "g");
+        net.add(0, g.clone(), &[1, 2, 3]);
+        net.run(Order::Sent);
+        net.make_admin(0, &g, &[1]);
+        net.run(Order::Sent);
+        net.make_admin(0, &g, &[2]);
+        net.make_admin(1, &g, &[3]);
+        net.run(order);
+        net.run(Order::Sent);
+        net.assert_converged(&g, &[0, 1, 2, 3]);
+        for i in 0..4 {
+            assert_eq!(net.admins(i, &g), vec![0, 1, 2, 3], "device {i}, {order:?}");
+        }
+    }
 }
 
 #[test]

@@ -253,8 +253,8 @@ impl World {
         };
         let target = vec![addresses[k].clone()];
         self.expect_ok(a, "make admin", |w, g| {
-            w.call(a, |e, db, now, rng| {
-                Ok(((), e.make_admin(db, now, rng, &g, target)?))
+            w.call(a, |e, db, now, _| {
+                Ok(((), e.make_admin(db, now, &g, target)?))
             })
         });
     }

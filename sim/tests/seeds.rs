@@ -18,8 +18,9 @@ const BUDGET: u64 = 500;
 /// Seeds outside the budget that found engine bugs fixed since (docs/consistency.md).
 const REGRESSIONS: [u64; 10] = [2007, 2010, 2039, 2042, 2070, 2077, 2119, 2148, 2176, 2217];
 
-/// Seeds in the budget that still fail: open bugs (docs/consistency.md, "Open").
-const KNOWN_FAILING: [u64; 9] = [13, 103, 149, 276, 377, 389, 407, 463, 472];
+/// Seeds that still fail: open bugs (docs/consistency.md, "Open"). 2148 found the admin-set
+/// bug fixed by moving admins into the group context; it now fails in another class.
+const KNOWN_FAILING: [u64; 7] = [129, 221, 239, 295, 377, 397, 2148];
 
 #[test]
 fn fixed_budget_of_seeds_passes_every_invariant() {
@@ -91,16 +92,16 @@ fn fixed_budget_of_seeds_passes_every_invariant() {
 
 /// Every run replays exactly from its seed (issue #5): the engines' MLS randomness is
 /// seeded from the run, so commits, their hashes and with them fork choice are the same
-/// every time. Seed 10 resolves three forks by rollback and injects a crash, so the replay
+/// every time. Seed 0 resolves three forks by rollback and injects a crash, so the replay
 /// covers fork choice and an engine re-opened after a crash.
 #[test]
 fn a_seed_replays_identically() {
     let config = Config::default();
-    let first = run_seed(10, &config).expect("setup");
-    let second = run_seed(10, &config).expect("setup");
+    let first = run_seed(0, &config).expect("setup");
+    let second = run_seed(0, &config).expect("setup");
     assert!(
         first.stats.forks_resolved > 0 && first.stats.crashes > 0,
-        "seed 10 no longer exercises rollbacks and crashes: {:?}",
+        "seed 0 no longer exercises rollbacks and crashes: {:?}",
         first.stats
     );
     assert_eq!(first.final_states, second.final_states);

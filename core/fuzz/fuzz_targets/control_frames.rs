@@ -1,9 +1,9 @@
 //! Fuzzes the decoders of the group engine's control frames that any device may seal to
-//! another's device key (branch-lost, fork notice) and of the lineage a Welcome's GroupInfo
-//! carries: any bytes decode or are refused cleanly, and what decodes re-encodes to the same
-//! value.
+//! another's device key (branch-lost, fork notice), of the lineage a Welcome's GroupInfo
+//! carries and of the admin list a group context carries: any bytes decode or are refused
+//! cleanly, and what decodes re-encodes to the same value.
 #![no_main]
-use kith_core::group::{BranchLost, ForkNotice, Lineage};
+use kith_core::group::{decode_admins, encode_admins, BranchLost, ForkNotice, Lineage};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,5 +15,8 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Some(lineage) = Lineage::decode(data) {
         assert_eq!(Lineage::decode(&lineage.encode()), Some(lineage));
+    }
+    if let Some(admins) = decode_admins(data) {
+        assert_eq!(encode_admins(&admins), data);
     }
 });

@@ -40,9 +40,7 @@ impl Client {
     /// Makes member devices admins (this device must be one): they may then add and remove.
     pub fn make_admin(&self, group: &GroupId, addresses: &[String]) -> Result<(), ClientError> {
         self.command(|tx, now, events| {
-            let out = self
-                .engine
-                .make_admin(tx, now, &mut OsRng, group, addresses.to_vec())?;
+            let out = self.engine.make_admin(tx, now, group, addresses.to_vec())?;
             self.apply(tx, now, out, events)
         })
     }

@@ -192,9 +192,9 @@ impl Client {
             .iter()
             .any(|m| m.address == bundle.address);
         if added {
-            let out =
-                self.engine
-                    .make_admin(tx, now, &mut OsRng, group, vec![bundle.address.clone()])?;
+            let out = self
+                .engine
+                .make_admin(tx, now, group, vec![bundle.address.clone()])?;
             self.apply(tx, now, out, events)?;
         }
         Ok(())

@@ -1,158 +1,198 @@
-//! Admin roles: only admin devices commit adds and removals.
+//! Admin roles: only admin devices commit adds, removals and grants.
 //!
-//! Admins are application state, as the group name is (`docs/groups.md`, "Admins"). The
-//! creator is the first admin; an admin makes other member devices admins with a
-//! [`Content::MakeAdmin`] message. Each device keeps every grant it has seen as (granter,
-//! grantee), and its roots: the creator, or for a device that joined from a Welcome the
-//! device that added it (which every member had to accept as an admin for the add to stand).
-//! The admins are the roots and everyone reachable from them through grants, so the set does
-//! not depend on the order in which grants arrive. An adder re-sends its whole admin set to
-//! newcomers. A commit that adds or removes whose committer is not (yet) an admin here is
-//! held, and tried again whenever a grant arrives: a grant and a commit it authorises may
-//! arrive in either order, and every device must end up judging the commit the same way.
-use kith_crypto::mls::openmls::prelude::tls_codec::Deserialize as _;
-use kith_crypto::mls::openmls::prelude::{MlsMessageIn, StagedCommit};
-use rand::{CryptoRng, RngCore};
-use rusqlite::{params, Connection};
+//! The admin list lives in the group context, in the private-use extension
+//! [`ADMINS_EXTENSION_TYPE`] (`docs/groups.md`, "Admins"), so it is part of every epoch: it
+//! forks and rolls back with the commit chain, a Welcome carries it to newcomers, and every
+//! member judges a commit against the list of the commit's *parent* epoch — which all
+//! members of that epoch hold alike, whatever order frames arrived in. The creator is the
+//! first admin; an admin makes other member devices admins with a commit that carries a
+//! GroupContextExtensions proposal ([`GroupEngine::make_admin`]). Admins are never demoted:
+//! a context change may only add member devices to the list and change nothing else.
+//!
+//! This replaced grants as application messages (kept per device, with commits from
+//! not-yet-known admins held until a grant arrived): those did not roll back with forks,
+//! and a commit held for a grant that travelled on another branch split the group
+//! (simulator seeds 103, 389, 472; `docs/decisions.md`).
+use kith_crypto::mls::openmls::prelude::{
+    Extension, ExtensionType, Extensions, GroupContext, MlsGroup, MlsMessageOut,
+    OpenMlsProvider as _, Proposal, RequiredCapabilitiesExtension, StagedCommit, UnknownExtension,
+};
+use kith_crypto::mls::{KithProvider, ADMINS_EXTENSION_TYPE};
+use rusqlite::Connection;
 
-use super::commands::{hash, load, members_of};
-use super::errors::{malformed, GroupError};
+use super::commands::{load, members_of};
+use super::errors::{mls, GroupError};
 use super::{GroupEngine, GroupId, Output};
-use crate::content::{AppMessage, Content, MessageId};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS kith_admin_roots (
-    group_id BLOB NOT NULL,
-    address TEXT NOT NULL,
-    PRIMARY KEY (group_id, address)
-);
-CREATE TABLE IF NOT EXISTS kith_admin_grants (
-    group_id BLOB NOT NULL,
-    granter TEXT NOT NULL,
-    grantee TEXT NOT NULL,
-    PRIMARY KEY (group_id, granter, grantee)
-);
-CREATE TABLE IF NOT EXISTS kith_held_commits (
-    group_id BLOB NOT NULL,
-    hash BLOB NOT NULL,
-    message BLOB NOT NULL,
-    PRIMARY KEY (group_id, hash)
-);
-";
+/// The most admins a list may hold (a decoder refuses longer lists).
+pub const MAX_ADMINS: usize = 4096;
 
-/// The admin tables, for `forget_group`.
-pub(crate) const TABLES: [&str; 3] = ["kith_admin_roots", "kith_admin_grants", "kith_held_commits"];
+/// The longest delivery address an admin list may hold, in bytes.
+pub const MAX_ADDRESS_LEN: usize = 320;
 
-/// Creates the admin tables (idempotent).
-pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
-    db.execute_batch(SCHEMA)?;
-    Ok(())
-}
+const VERSION: u8 = 1;
 
-/// Records a device this device takes as an admin without a grant (creator, or adder).
-pub(crate) fn add_root(db: &Connection, group: &GroupId, address: &str) -> Result<(), GroupError> {
-    db.execute(
-        "INSERT OR IGNORE INTO kith_admin_roots (group_id, address) VALUES (?1, ?2)",
-        params![group.0, address],
-    )?;
-    Ok(())
-}
-
-/// Records grants from `granter`; true if any is new.
-pub(crate) fn add_grants(
-    db: &Connection,
-    group: &GroupId,
-    granter: &str,
-    grantees: &[String],
-) -> Result<bool, GroupError> {
-    let mut new = false;
-    for grantee in grantees {
-        new |= db.execute(
-            "INSERT OR IGNORE INTO kith_admin_grants (group_id, granter, grantee)
-             VALUES (?1, ?2, ?3)",
-            params![group.0, granter, grantee],
-        )? == 1;
+/// Encodes an admin list: version 1, a zero byte, a big-endian u16 count, then each address
+/// as a big-endian u16 length and its UTF-8 bytes, sorted and without repeats.
+pub fn encode_admins(admins: &[String]) -> Vec<u8> {
+    let mut sorted: Vec<&String> = admins.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let mut out = vec![VERSION, 0];
+    out.extend((sorted.len() as u16).to_be_bytes());
+    for address in sorted {
+        out.extend((address.len() as u16).to_be_bytes());
+        out.extend(address.as_bytes());
     }
-    Ok(new)
+    out
 }
 
-/// The group's admins as this device knows them, sorted.
-pub(crate) fn admins(db: &Connection, group: &GroupId) -> Result<Vec<String>, GroupError> {
-    let mut stmt = db.prepare(
-        "WITH RECURSIVE admins(address) AS (
-             SELECT address FROM kith_admin_roots WHERE group_id = ?1
-             UNION
-             SELECT g.grantee FROM kith_admin_grants g JOIN admins a ON g.granter = a.address
-             WHERE g.group_id = ?1
-         ) SELECT address FROM admins ORDER BY address",
-    )?;
-    let rows = stmt.query_map(params![group.0], |r| r.get::<_, String>(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+/// Decodes an admin list; `None` unless it is exactly what [`encode_admins`] writes
+/// (sorted, no repeats, at most [`MAX_ADMINS`] addresses of at most [`MAX_ADDRESS_LEN`]).
+pub fn decode_admins(bytes: &[u8]) -> Option<Vec<String>> {
+    let (header, mut rest) = bytes.split_at_checked(4)?;
+    if header[0] != VERSION || header[1] != 0 {
+        return None;
+    }
+    let count = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    if count > MAX_ADMINS {
+        return None;
+    }
+    let mut admins: Vec<String> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (len, tail) = rest.split_at_checked(2)?;
+        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+        if len > MAX_ADDRESS_LEN {
+            return None;
+        }
+        let (address, tail) = tail.split_at_checked(len)?;
+        let address = std::str::from_utf8(address).ok()?.to_owned();
+        if admins.last().is_some_and(|last| *last >= address) {
+            return None;
+        }
+        admins.push(address);
+        rest = tail;
+    }
+    rest.is_empty().then_some(admins)
 }
 
-/// Whether `address` is an admin of the group as this device knows it.
-pub(crate) fn is_admin(
-    db: &Connection,
-    group: &GroupId,
-    address: &str,
-) -> Result<bool, GroupError> {
-    Ok(admins(db, group)?.iter().any(|a| a == address))
+/// The admins a group context lists (none if the extension is missing or malformed).
+pub(crate) fn admins_in(extensions: &Extensions<GroupContext>) -> Vec<String> {
+    extensions
+        .unknown(ADMINS_EXTENSION_TYPE)
+        .and_then(|extension| decode_admins(&extension.0))
+        .unwrap_or_default()
 }
 
-/// Whether a commit changes membership (and so needs an admin behind it).
+/// The admins of the group's current epoch.
+pub(crate) fn admins_of(group: &MlsGroup) -> Vec<String> {
+    admins_in(group.extensions())
+}
+
+/// A new group's context extensions: `creator` as the only admin, and the admin list's
+/// type among the required capabilities (openmls accepts a later context change only for
+/// extension types listed there).
+pub(crate) fn initial_context(creator: &str) -> Result<Extensions<GroupContext>, GroupError> {
+    let required = RequiredCapabilitiesExtension::new(
+        &[ExtensionType::Unknown(ADMINS_EXTENSION_TYPE)],
+        &[],
+        &[],
+    );
+    let extensions = Extensions::single(Extension::RequiredCapabilities(required)).map_err(mls)?;
+    with_admins(&extensions, &[creator.to_owned()])
+}
+
+/// `extensions` with the admin list replaced by `admins`.
+pub(crate) fn with_admins(
+    extensions: &Extensions<GroupContext>,
+    admins: &[String],
+) -> Result<Extensions<GroupContext>, GroupError> {
+    let mut extensions = extensions.clone();
+    extensions
+        .add_or_replace(Extension::Unknown(
+            ADMINS_EXTENSION_TYPE,
+            UnknownExtension(encode_admins(admins)),
+        ))
+        .map_err(mls)?;
+    Ok(extensions)
+}
+
+/// Whether a commit needs an admin behind it: it adds, removes or changes the context.
 pub(crate) fn needs_admin(staged: &StagedCommit) -> bool {
-    staged.add_proposals().next().is_some() || staged.remove_proposals().next().is_some()
+    staged.add_proposals().next().is_some()
+        || staged.remove_proposals().next().is_some()
+        || changes_context(staged)
 }
 
-/// Keeps a commit whose committer is not an admin here (yet).
-pub(crate) fn hold(
-    db: &Connection,
-    group: &GroupId,
-    hash: &[u8],
-    message: &[u8],
+fn changes_context(staged: &StagedCommit) -> bool {
+    staged
+        .queued_proposals()
+        .any(|p| matches!(p.proposal(), Proposal::GroupContextExtensions(_)))
+}
+
+/// Checks an incoming commit against its parent epoch `parent`: a commit that needs an
+/// admin must come from one listed there, and a context change may only add member devices
+/// of the parent epoch to the admin list.
+pub(crate) fn authorise(
+    parent: &MlsGroup,
+    staged: &StagedCommit,
+    committer: Option<&str>,
 ) -> Result<(), GroupError> {
-    db.execute(
-        "INSERT OR IGNORE INTO kith_held_commits (group_id, hash, message) VALUES (?1, ?2, ?3)",
-        params![group.0, hash, message],
-    )?;
+    if !needs_admin(staged) {
+        return Ok(());
+    }
+    let admins = admins_of(parent);
+    if !committer.is_some_and(|c| admins.iter().any(|a| a == c)) {
+        return Err(GroupError::NotAdmin);
+    }
+    if !changes_context(staged) {
+        return Ok(());
+    }
+    let new = staged.group_context().extensions();
+    let granted = admins_in(new);
+    let members = members_of(parent);
+    let grows = admins.iter().all(|a| granted.contains(a))
+        && granted
+            .iter()
+            .all(|a| admins.contains(a) || members.iter().any(|m| &m.address == a));
+    if !grows || *new != with_admins(parent.extensions(), &granted)? {
+        return Err(GroupError::ForbiddenContextChange);
+    }
     Ok(())
-}
-
-/// Takes every held commit of the group (they are held again if still unauthorised).
-fn take_held(db: &Connection, group: &GroupId) -> Result<Vec<Vec<u8>>, GroupError> {
-    let mut stmt =
-        db.prepare("SELECT message FROM kith_held_commits WHERE group_id = ?1 ORDER BY rowid")?;
-    let rows = stmt.query_map(params![group.0], |r| r.get::<_, Vec<u8>>(0))?;
-    let held: Vec<Vec<u8>> = rows.collect::<Result<_, _>>()?;
-    db.execute(
-        "DELETE FROM kith_held_commits WHERE group_id = ?1",
-        params![group.0],
-    )?;
-    Ok(held)
 }
 
 impl GroupEngine {
-    /// Makes member devices admins (this device must be one). The grant is an application
-    /// message, so every member learns it exactly once, whatever the order.
+    /// Makes member devices admins (this device must be one): a commit that adds them to
+    /// the admin list in the group context, re-issued if fork choice drops it.
     pub fn make_admin(
         &self,
         db: &Connection,
         now: u64,
-        rng: &mut (impl RngCore + CryptoRng),
         group: &GroupId,
         addresses: Vec<String>,
     ) -> Result<Output, GroupError> {
         self.require_admin_over(db, group, &addresses)?;
-        add_grants(db, group, &self.address, &addresses)?;
-        Ok(self
-            .send(db, now, rng, group, Content::MakeAdmin { addresses })?
-            .1)
+        self.issue(
+            db,
+            now,
+            group,
+            vec![super::commands::Intent::Grant { addresses }],
+        )
     }
 
-    /// The group's admin devices (delivery addresses), as this device knows them.
+    /// The group's admin devices (delivery addresses) in its current epoch, sorted.
     pub fn admins(&self, db: &Connection, group: &GroupId) -> Result<Vec<String>, GroupError> {
-        load(&self.provider(db), group)?;
-        admins(db, group)
+        Ok(admins_of(&load(&self.provider(db), group)?))
+    }
+
+    /// Whether `address` is an admin in the group's current epoch here.
+    pub(crate) fn is_admin(
+        &self,
+        db: &Connection,
+        group: &GroupId,
+        address: &str,
+    ) -> Result<bool, GroupError> {
+        Ok(self.admins(db, group)?.iter().any(|a| a == address))
     }
 
     /// Checks a membership command on `addresses`: at least one, this device an admin, and
@@ -179,79 +219,103 @@ impl GroupEngine {
 
     /// Fails with [`GroupError::NotAdmin`] unless this device is an admin of the group.
     pub(crate) fn require_admin(&self, db: &Connection, group: &GroupId) -> Result<(), GroupError> {
-        if is_admin(db, group, &self.address)? {
+        if self.is_admin(db, group, &self.address)? {
             Ok(())
         } else {
             Err(GroupError::NotAdmin)
         }
     }
 
-    /// Sends our whole admin set as a grant from us (after an add, so newcomers learn it).
-    /// Its id is derived from the epoch and the set, so the same re-send is shown once.
-    pub(crate) fn resend_admins(
+    /// A commit that adds those of `addresses` that are members and not yet admins to the
+    /// admin list, staged as our pending commit; `None` when there is nobody to add.
+    pub(crate) fn grant_commit(
         &self,
-        db: &Connection,
-        group: &GroupId,
-        out: &mut Output,
-    ) -> Result<(), GroupError> {
-        let provider = self.provider(db);
-        let epoch = load(&provider, group)?.epoch().as_u64();
-        let addresses = admins(db, group)?;
-        let mut seed = format!("admins:{epoch}:{}", self.address).into_bytes();
-        seed.extend(addresses.join(",").into_bytes());
-        let digest = hash(&provider, &seed)?;
-        let mut id = [0u8; 16];
-        id.copy_from_slice(&digest[..16]);
-        let message = AppMessage {
-            id: MessageId(id),
-            sent_at: 0,
-            content: Content::MakeAdmin { addresses },
-        };
-        // Remembered like any message we send: re-sent if fork choice drops its epoch.
-        out.outgoing.push(self.encrypt(db, group, &message, true)?);
-        Ok(())
+        provider: &KithProvider<'_>,
+        group: &mut MlsGroup,
+        addresses: &[String],
+    ) -> Result<Option<MlsMessageOut>, GroupError> {
+        let mut admins = admins_of(group);
+        let members = members_of(group);
+        let before = admins.len();
+        for address in addresses {
+            if members.iter().any(|m| &m.address == address) && !admins.contains(address) {
+                admins.push(address.clone());
+            }
+        }
+        if admins.len() == before {
+            return Ok(None);
+        }
+        let extensions = with_admins(group.extensions(), &admins)?;
+        let bundle = group
+            .commit_builder()
+            .propose_group_context_extensions(extensions)
+            .map_err(mls)?
+            .load_psks(provider.storage())
+            .map_err(mls)?
+            .build(provider.rand(), provider.crypto(), &self.signer, |_| true)
+            .map_err(mls)?
+            .stage_commit(provider)
+            .map_err(mls)?;
+        Ok(Some(bundle.into_commit()))
     }
 
-    /// A grant arrived from `granter`: record it and, if it changed anything, try the held
-    /// commits again.
-    pub(crate) fn apply_grant(
+    /// After a merge that made this device an admin: plan answers to the leave requests it
+    /// saw while it could not commit them (run when they fall due).
+    pub(crate) fn answer_leave_requests(
         &self,
         db: &Connection,
         now: u64,
-        group: &GroupId,
-        granter: &str,
-        addresses: &[String],
-        out: &mut Output,
+        group: &MlsGroup,
+        gid: &GroupId,
     ) -> Result<(), GroupError> {
-        let was_admin = is_admin(db, group, &self.address)?;
-        if !add_grants(db, group, granter, addresses)? {
-            return Ok(());
-        }
-        // What we learned may be news to members who joined after the grant was sent.
-        if is_admin(db, group, &self.address)? {
-            self.resend_admins(db, group, out)?;
-        }
-        if !was_admin && is_admin(db, group, &self.address)? {
-            // Answer the leave requests seen while we could not.
-            let provider = self.provider(db);
-            let mls_group = load(&provider, group)?;
-            let members = members_of(&mls_group);
-            for address in super::removal::leave_requests(db, group)? {
-                if members.iter().any(|m| m.address == address) {
-                    self.schedule_leave(db, now, &mls_group, group, &address)?;
-                }
+        let members = members_of(group);
+        for address in super::removal::leave_requests(db, gid)? {
+            if members.iter().any(|m| m.address == address) {
+                self.schedule_leave(db, now, group, gid, &address)?;
             }
-            self.run_intents(db, now, group, out)?;
-        }
-        for bytes in take_held(db, group)? {
-            if !super::store::is_member_group(db, group)? {
-                break;
-            }
-            let message =
-                MlsMessageIn::tls_deserialize_exact(bytes.as_slice()).map_err(malformed)?;
-            let protocol = message.try_into_protocol_message().map_err(malformed)?;
-            self.receive_commit(db, now, &bytes, protocol, group, out)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn admin_lists_round_trip(list in proptest::collection::vec("[a-z0-9@.]{0,40}", 0..20)) {
+            let encoded = encode_admins(&list);
+            let mut expected = list.clone();
+            expected.sort();
+            expected.dedup();
+            prop_assert_eq!(decode_admins(&encoded), Some(expected));
+        }
+
+        #[test]
+        fn decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode_admins(&bytes);
+        }
+    }
+
+    #[test]
+    fn unsorted_repeated_or_trailing_lists_are_refused() {
+        let two = encode_admins(&["a@x".into(), "b@x".into()]);
+        let mut swapped = vec![VERSION, 0, 0, 2, 0, 3];
+        swapped.extend(b"b@x");
+        swapped.extend([0, 3]);
+        swapped.extend(b"a@x");
+        assert_eq!(decode_admins(&swapped), None);
+        let mut repeated = vec![VERSION, 0, 0, 2, 0, 3];
+        repeated.extend(b"a@x");
+        repeated.extend([0, 3]);
+        repeated.extend(b"a@x");
+        assert_eq!(decode_admins(&repeated), None);
+        let mut trailing = two.clone();
+        trailing.push(0);
+        assert_eq!(decode_admins(&trailing), None);
+        assert_eq!(decode_admins(&two[..two.len() - 1]), None);
+        assert_eq!(decode_admins(&[2, 0, 0, 0]), None);
     }
 }

@@ -17,7 +17,6 @@ use kith_crypto::mls::openmls::prelude::OpenMlsProvider as _;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
-use super::admin;
 use super::commands::load;
 use super::errors::{mls, GroupError};
 use super::store;
@@ -174,7 +173,7 @@ impl GroupEngine {
             tracing::warn!("refusing a branch-lost frame that no member signed");
             return Ok(());
         };
-        if !admin::is_admin(db, &gid, &signer)? {
+        if !self.is_admin(db, &gid, &signer)? {
             tracing::warn!("refusing a branch-lost frame that is not an admin's");
             return Ok(());
         }

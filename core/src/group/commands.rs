@@ -6,7 +6,7 @@ use kith_crypto::frame::{Frame, FrameKind};
 use kith_crypto::mls::openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use kith_crypto::mls::openmls::prelude::*;
 use kith_crypto::mls::{
-    credential_with_key, epoch_id, export_epoch_key, group_create_config_for,
+    credential_with_key, epoch_id, export_epoch_key, group_create_config_with,
     verify_leaf_credential, EpochExport, KithProvider, MAX_ADDS_PER_COMMIT,
 };
 use rand::{CryptoRng, RngCore};
@@ -31,6 +31,8 @@ pub(crate) enum Intent {
     Remove { addresses: Vec<String> },
     /// Refresh this device's leaf keys.
     SelfUpdate,
+    /// Make the member devices with these delivery addresses admins.
+    Grant { addresses: Vec<String> },
     /// Re-add a member device that fell on a losing branch beyond the horizon: remove its
     /// old leaf and add this KeyPackage (whose certificate is signed by `identity`).
     Readd {
@@ -49,6 +51,7 @@ impl Intent {
             Intent::Remove { .. } => "remove",
             Intent::SelfUpdate => "self-update",
             Intent::Readd { .. } => "re-add",
+            Intent::Grant { .. } => "grant",
         }
     }
 }
@@ -118,10 +121,11 @@ impl GroupEngine {
         name: &str,
     ) -> Result<(GroupId, Output), GroupError> {
         let provider = self.provider(db);
+        let context = super::admin::initial_context(&self.address)?;
         let group = MlsGroup::new(
             &provider,
             &self.signer,
-            &group_create_config_for(&provider),
+            &group_create_config_with(&provider, context),
             credential_with_key(&self.certificate),
         )
         .map_err(mls)?;
@@ -131,7 +135,6 @@ impl GroupEngine {
              VALUES (?1, ?2, ?3, ?4)",
             params![gid.0, name, now as i64, &MessageId::generate(rng).0[..]],
         )?;
-        super::admin::add_root(db, &gid, &self.address)?;
         let mut out = Output::default();
         self.record_current_epoch(db, &provider, &group, &gid)?;
         out.events.push(Event::EpochChanged {
@@ -316,7 +319,7 @@ impl GroupEngine {
     }
 
     /// Records intents and carries them out now, in order.
-    fn issue(
+    pub(crate) fn issue(
         &self,
         db: &Connection,
         now: u64,
@@ -421,6 +424,12 @@ impl GroupEngine {
                     None => return store::delete_intent(db, id),
                 }
             }
+            Intent::Grant { addresses } => {
+                match self.grant_commit(&provider, &mut group, &addresses)? {
+                    Some(commit) => (commit, None, Vec::new()),
+                    None => return store::delete_intent(db, id),
+                }
+            }
             Intent::SelfUpdate => {
                 let bundle = group
                     .self_update(&provider, &self.signer, LeafNodeParameters::default())
@@ -443,7 +452,6 @@ impl GroupEngine {
                 frame: mls_frame(welcome.clone()),
             }));
             self.resend_name(db, gid, out)?;
-            self.resend_admins(db, gid, out)?;
         }
         Ok(())
     }
@@ -532,13 +540,12 @@ impl GroupEngine {
             message: bytes,
         };
         store::log_commit(db, gid, parent, &logged)?;
-        self.after_merge(db, provider, group, gid, &before, true, out)?;
+        self.after_merge(db, provider, group, gid, &before, out)?;
         Ok(hash)
     }
 
     /// Bookkeeping after any merge: record the new epoch, prune beyond the horizon, and
-    /// report membership changes. `own`: the commit is ours (the adder re-sends its admin set itself, after the Welcome).
-    #[allow(clippy::too_many_arguments)]
+    /// report membership changes.
     pub(crate) fn after_merge(
         &self,
         db: &Connection,
@@ -546,7 +553,6 @@ impl GroupEngine {
         group: &MlsGroup,
         gid: &GroupId,
         before: &[MemberInfo],
-        own: bool,
         out: &mut Output,
     ) -> Result<(), GroupError> {
         let epoch = group.epoch().as_u64();
@@ -576,12 +582,6 @@ impl GroupEngine {
             epoch,
         });
         if !added.is_empty() {
-            // Every admin tells newcomers the admins it knows: a grant sent before they
-            // joined reaches them only this way, whichever admin knew it (seeds 2148, 2217).
-            // (The adder does so after its Welcome, in `execute`.)
-            if !own && super::admin::is_admin(db, gid, &self.address)? {
-                self.resend_admins(db, gid, out)?;
-            }
             out.events.push(Event::MembersAdded {
                 group: gid.clone(),
                 addresses: added,

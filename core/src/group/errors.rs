@@ -42,6 +42,10 @@ pub enum GroupError {
     /// Only admin devices may add or remove members, or make other devices admins.
     #[error("this device is not an admin of the group")]
     NotAdmin,
+    /// A commit changes the group context in a way Kith does not allow (anything but adding
+    /// member devices to the admin list).
+    #[error("a commit changes the group context in a way that is not allowed")]
+    ForbiddenContextChange,
     /// The operation needs at least one item and got none.
     #[error("nothing to do: the list is empty")]
     EmptyInput,

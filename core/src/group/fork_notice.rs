@@ -12,7 +12,9 @@
 //! notifier's branch if the notifier is an admin and the member can still roll back to the
 //! parent (its own branch is the shallow one), or if fork choice at the parent prefers the
 //! notifier's commit. Only an admin's branch can re-add anyone, which is why a shallow
-//! branch yields only to an admin's.
+//! branch yields only to an admin's. The notice also lists the admins of the notifier's
+//! branch: the member that re-joins asks them, since the admins it knows on its own branch
+//! may have left the notifier's (seed 389).
 use kith_crypto::frame::{Frame, FrameKind};
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
@@ -24,7 +26,10 @@ use super::store::{self, LoggedCommit};
 use super::{GroupEngine, GroupId, Outgoing, Output, SealKey};
 
 /// The largest fork notice accepted.
-pub const MAX_FORK_NOTICE_LEN: usize = 4 * 1024;
+pub const MAX_FORK_NOTICE_LEN: usize = 64 * 1024;
+
+/// The most admins a fork notice lists (enough to reach one that answers).
+pub const MAX_NOTICE_ADMINS: usize = 64;
 
 const CONTEXT: &str = "fork-notice";
 
@@ -40,6 +45,10 @@ pub struct ForkNotice {
     pub class: u8,
     /// SHA-256 of the notifier's commit there.
     pub hash: Vec<u8>,
+    /// The admins of the notifier's branch (delivery addresses), whom a re-joining member
+    /// asks to re-add it.
+    #[serde(default)]
+    pub admins: Vec<String>,
     /// The notifier's leaf signature key (32 bytes).
     pub signer: Vec<u8>,
     /// Ed25519 over the other fields (`kith_crypto::mls::verify_control`).
@@ -57,12 +66,14 @@ impl ForkNotice {
         super::control::decode_capped(bytes, MAX_FORK_NOTICE_LEN)
     }
 
-    fn signed_bytes(group: &[u8], parent: u64, class: u8, hash: &[u8]) -> Vec<u8> {
-        let mut bytes = (group.len() as u32).to_be_bytes().to_vec();
-        bytes.extend_from_slice(group);
-        bytes.extend(parent.to_be_bytes());
-        bytes.push(class);
-        bytes.extend_from_slice(hash);
+    fn signed_bytes(&self) -> Vec<u8> {
+        let mut bytes = (self.group.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&self.group);
+        bytes.extend(self.parent.to_be_bytes());
+        bytes.push(self.class);
+        bytes.extend((self.hash.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(&self.hash);
+        bytes.extend(super::admin::encode_admins(&self.admins));
         bytes
     }
 }
@@ -100,21 +111,24 @@ impl GroupEngine {
         if !new {
             return Ok(());
         }
-        let class = ours.class as u8;
-        let signature = self.signer.sign_control(
-            CONTEXT,
-            &ForkNotice::signed_bytes(&gid.0, parent, class, &ours.hash),
-        );
-        let notice = ForkNotice {
+        let group = load(&self.provider(db), gid)?;
+        let mut notice = ForkNotice {
             group: gid.0.clone(),
             parent,
-            class,
+            class: ours.class as u8,
             hash: ours.hash.clone(),
+            admins: super::admin::admins_of(&group)
+                .into_iter()
+                .take(MAX_NOTICE_ADMINS)
+                .collect(),
             signer: self.signer.public_key().to_vec(),
-            signature: signature.to_vec(),
+            signature: Vec::new(),
         };
-        let provider = self.provider(db);
-        for member in members_of(&load(&provider, gid)?) {
+        notice.signature = self
+            .signer
+            .sign_control(CONTEXT, &notice.signed_bytes())
+            .to_vec();
+        for member in members_of(&group) {
             if member.address == self.address {
                 continue;
             }
@@ -152,8 +166,7 @@ impl GroupEngine {
         }
         let provider = self.provider(db);
         let group = load(&provider, &gid)?;
-        let signed =
-            ForkNotice::signed_bytes(&notice.group, notice.parent, notice.class, &notice.hash);
+        let signed = notice.signed_bytes();
         let signer =
             super::control::signer_of(&group, &notice.signer, CONTEXT, &signed, &notice.signature);
         let Some(signer) = signer else {
@@ -171,10 +184,10 @@ impl GroupEngine {
         };
         // Only an admin's branch can re-add us: a shallow branch yields to an admin's deep
         // one; otherwise fork choice at the parent decides.
-        let notifier_is_admin = super::admin::is_admin(db, &gid, &signer)?;
+        let notifier_is_admin = self.is_admin(db, &gid, &signer)?;
         if (shallow && notifier_is_admin) || beats(&theirs, &mine) {
             tracing::debug!(shallow, "re-joining the branch of a fork notice");
-            self.request_rejoin(db, &gid, notice.parent, out)?;
+            self.request_rejoin(db, &gid, notice.parent, &notice.admins, out)?;
         }
         Ok(())
     }
@@ -191,6 +204,7 @@ mod tests {
             parent: 4,
             class: 2,
             hash: vec![3; 32],
+            admins: vec!["a@x".into()],
             signer: vec![4; 32],
             signature: vec![5; 64],
         };

@@ -34,11 +34,12 @@ use kith_crypto::identity::IdentityPublicKey;
 use kith_crypto::mls::DeviceSigningKey;
 use zeroize::Zeroizing;
 
+pub use admin::{decode_admins, encode_admins, MAX_ADDRESS_LEN, MAX_ADMINS};
 pub use branch_lost::{BranchLost, MAX_BRANCH_LOST_LEN};
 pub use commands::STASH_TTL;
 pub use errors::GroupError;
 pub use fork::{beats, choose_fork, CommitClass, CommitRank};
-pub use fork_notice::{ForkNotice, MAX_FORK_NOTICE_LEN};
+pub use fork_notice::{ForkNotice, MAX_FORK_NOTICE_LEN, MAX_NOTICE_ADMINS};
 pub use lineage::{Lineage, LineageEntry, LINEAGE_EXTENSION_TYPE, MAX_LINEAGE_ENTRIES};
 pub use receive::LEAVE_STEP_SECS;
 pub use repair::{RejoinRequest, DETECT_EPOCHS, MAX_REJOIN_REQUEST_LEN};

@@ -124,6 +124,13 @@ impl GroupEngine {
                 verify_leaf_credential(leaf.credential(), leaf.signature_key(), None).ok()
             })
             .map(|device| device.delivery_address);
+        // Members accepted the add only from an admin of its parent epoch, and admins are
+        // never dropped: a Welcome from anyone else is not one the group made.
+        let admins = admin::admins_in(context.extensions());
+        if !adder.is_some_and(|adder| admins.contains(&adder)) {
+            tracing::warn!("refusing a Welcome whose sender is not an admin of the group");
+            return Ok(());
+        }
         for member in staged.members() {
             let key = SignaturePublicKey::from(member.signature_key.clone());
             verify_leaf_credential(&member.credential, &key, None)
@@ -138,10 +145,6 @@ impl GroupEngine {
         store::ensure_group_row(db, &gid)?;
         if let Some(lineage) = &lineage {
             lineage::store_joined(db, &gid, lineage)?;
-        }
-        // The adder is an admin: every member accepted its add commit only as one.
-        if let Some(adder) = adder {
-            admin::add_root(db, &gid, &adder)?;
         }
         if let Some(used) = used {
             store::used_key_package(
@@ -186,7 +189,7 @@ impl GroupEngine {
             return Ok(());
         }
         if parent == current && removed.is_none() {
-            self.merge_incoming(db, &provider, group, gid, protocol, hash, bytes, out)?;
+            self.merge_incoming(db, now, &provider, group, gid, protocol, hash, bytes, out)?;
             return Ok(());
         }
         if parent > current {
@@ -203,7 +206,6 @@ impl GroupEngine {
         if !store::has_snapshot(db, gid, parent)? {
             return self.diverged(db, gid, parent, &protocol, hash, &incumbent, out);
         }
-        let held_hash = hash.clone();
         db.execute_batch("SAVEPOINT kith_fork")?;
         let mut trial = Output::default();
         let won = self.try_fork(
@@ -224,9 +226,6 @@ impl GroupEngine {
                     tracing::debug!(%error, "competing commit did not apply");
                 }
                 db.execute_batch("ROLLBACK TO kith_fork; RELEASE kith_fork")?;
-                if matches!(won, Err(GroupError::NotAdmin)) {
-                    admin::hold(db, gid, &held_hash, bytes)?;
-                }
             }
         }
         Ok(())
@@ -257,9 +256,7 @@ impl GroupEngine {
             return Ok(false);
         };
         check_commit_leaves(&staged)?;
-        if admin::needs_admin(&staged) && !admin::is_admin(db, gid, &committer?)? {
-            return Err(GroupError::NotAdmin);
-        }
+        admin::authorise(&group, &staged, committer.ok().as_deref())?;
         let rank = CommitRank {
             class: CommitClass::of(&staged),
             hash: hash.clone(),
@@ -276,7 +273,7 @@ impl GroupEngine {
             hash,
             message: bytes.to_vec(),
         };
-        if !self.merge_staged(db, &provider, &mut group, gid, *staged, logged, out)? {
+        if !self.merge_staged(db, now, &provider, &mut group, gid, *staged, logged, out)? {
             return Ok(true);
         }
         store::reopen_intents(db, gid, parent, now)?;
@@ -292,6 +289,7 @@ impl GroupEngine {
     fn merge_incoming(
         &self,
         db: &Connection,
+        now: u64,
         provider: &KithProvider<'_>,
         mut group: MlsGroup,
         gid: &GroupId,
@@ -316,22 +314,16 @@ impl GroupEngine {
             tracing::warn!(%error, "refusing a commit with a leaf whose certificate fails");
             return Ok(());
         }
-        if admin::needs_admin(&staged) {
-            let allowed = match &committer {
-                Ok(address) => admin::is_admin(db, gid, address)?,
-                Err(_) => false,
-            };
-            if !allowed {
-                tracing::debug!("holding a membership commit from a device not (yet) admin");
-                return admin::hold(db, gid, &hash, bytes);
-            }
+        if let Err(error) = admin::authorise(&group, &staged, committer.ok().as_deref()) {
+            tracing::debug!(%error, "refusing a commit");
+            return Ok(());
         }
         let logged = LoggedCommit {
             class: CommitClass::of(&staged).to_i64(),
             hash,
             message: bytes.to_vec(),
         };
-        self.merge_staged(db, provider, &mut group, gid, *staged, logged, out)?;
+        self.merge_staged(db, now, provider, &mut group, gid, *staged, logged, out)?;
         Ok(())
     }
 
@@ -341,6 +333,7 @@ impl GroupEngine {
     fn merge_staged(
         &self,
         db: &Connection,
+        now: u64,
         provider: &KithProvider<'_>,
         group: &mut MlsGroup,
         gid: &GroupId,
@@ -350,6 +343,7 @@ impl GroupEngine {
     ) -> Result<bool, GroupError> {
         let parent = group.epoch().as_u64();
         let before = members_of(group);
+        let was_admin = admin::admins_of(group).contains(&self.address);
         store::snapshot(db, gid, parent)?;
         if staged.self_removed() {
             // Tentative (removal.rs): stay at the parent, the removal as its incumbent.
@@ -363,7 +357,10 @@ impl GroupEngine {
         tracing::debug!(parent, class = logged.class, hash = %hex::encode(&logged.hash[..4]), "merging commit");
         group.merge_staged_commit(provider, staged).map_err(mls)?;
         store::log_commit(db, gid, parent, &logged)?;
-        self.after_merge(db, provider, group, gid, &before, false, out)?;
+        self.after_merge(db, provider, group, gid, &before, out)?;
+        if !was_admin && admin::admins_of(group).contains(&self.address) {
+            self.answer_leave_requests(db, now, group, gid)?;
+        }
         Ok(true)
     }
 
@@ -412,13 +409,9 @@ impl GroupEngine {
         }
         tracing::debug!(sent_epoch, current, "application message in");
         if !store::mark_seen(db, gid, &envelope.message.id.0)? {
-            // Group state (name, admins) is applied again: it is idempotent, and a device
-            // that re-joined (its rows forgotten) must learn it from a message it has seen.
-            let is_state = matches!(
-                envelope.message.content,
-                Content::Rename { .. } | Content::MakeAdmin { .. }
-            );
-            if !is_state {
+            // The name is applied again: it is idempotent, and a device that re-joined (its
+            // rows forgotten) must learn it from a message it has seen.
+            if !matches!(envelope.message.content, Content::Rename { .. }) {
                 return Ok(());
             }
         }
@@ -481,9 +474,6 @@ impl GroupEngine {
                 tracing::debug!("a member asks to leave");
                 self.plan_removal(db, now, group, gid, &device.delivery_address, out)?;
             }
-            Content::MakeAdmin { addresses } => {
-                self.apply_grant(db, now, gid, &device.delivery_address, addresses, out)?;
-            }
             _ => out.events.push(Event::Message {
                 group: gid.clone(),
                 sender: device.delivery_address,
@@ -525,7 +515,7 @@ impl GroupEngine {
         gid: &GroupId,
         address: &str,
     ) -> Result<(), GroupError> {
-        let admins = admin::admins(db, gid)?;
+        let admins = admin::admins_of(group);
         if !admins.contains(&self.address) || address == self.address {
             return Ok(());
         }

@@ -18,7 +18,6 @@ use kith_crypto::mls::KithProvider;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::admin;
 use super::commands::{load, members_of, parse_key_package, Intent};
 use super::errors::GroupError;
 use super::fork::{beats, CommitClass, CommitRank};
@@ -29,6 +28,9 @@ use super::{Event, GroupEngine, GroupId, MemberInfo, Outgoing, Output, SealKey};
 /// How many epochs back epoch ids, envelope keys and the commit log are kept, to detect a
 /// peer on a branch that forked beyond the rollback horizon (4 × H).
 pub const DETECT_EPOCHS: u64 = 4 * super::HORIZON;
+
+// Messages are decryptable for as long as their envelopes open (docs/decisions.md).
+const _: () = assert!(DETECT_EPOCHS as usize == kith_crypto::mls::MAX_PAST_EPOCHS);
 
 /// The largest rejoin request accepted (a KeyPackage is a few hundred bytes; JSON doubles it).
 pub const MAX_REJOIN_REQUEST_LEN: usize = 64 * 1024;
@@ -117,19 +119,21 @@ impl GroupEngine {
             class: CommitClass::from_i64(incumbent.class),
             hash: incumbent.hash.clone(),
         };
-        if beats(&theirs, &ours) && !admin::is_admin(db, gid, &self.address)? {
-            return self.request_rejoin(db, gid, parent, out);
+        if beats(&theirs, &ours) && !self.is_admin(db, gid, &self.address)? {
+            return self.request_rejoin(db, gid, parent, &[], out);
         }
         self.send_fork_notice(db, gid, parent, incumbent, out)
     }
 
     /// We are on the losing side of a fork on `parent`: ask the admins to re-add us with a
-    /// fresh KeyPackage (once until we rejoin).
+    /// fresh KeyPackage (once until we rejoin) — those we know as members here and
+    /// `winning_admins`, the admins a fork notice says the winning branch has.
     pub(crate) fn request_rejoin(
         &self,
         db: &Connection,
         gid: &GroupId,
         parent: u64,
+        winning_admins: &[String],
         out: &mut Output,
     ) -> Result<(), GroupError> {
         if already_requested(db, gid)? {
@@ -137,12 +141,16 @@ impl GroupEngine {
         }
         let provider = self.provider(db);
         let members = members_of(&load(&provider, gid)?);
-        let admins = admin::admins(db, gid)?;
-        let asked: Vec<String> = members
+        let admins = self.admins(db, gid)?;
+        let mut asked: Vec<String> = members
             .into_iter()
             .map(|m| m.address)
-            .filter(|a| *a != self.address && admins.contains(a))
+            .filter(|a| admins.contains(a))
+            .chain(winning_admins.iter().cloned())
+            .filter(|a| *a != self.address)
             .collect();
+        asked.sort();
+        asked.dedup();
         if asked.is_empty() {
             tracing::warn!("on a losing branch beyond the horizon and no admin to ask");
             return Ok(());
@@ -187,7 +195,7 @@ impl GroupEngine {
             return Ok(());
         };
         let gid = GroupId(request.group);
-        if !store::is_member_group(db, &gid)? || !admin::is_admin(db, &gid, &self.address)? {
+        if !store::is_member_group(db, &gid)? || !self.is_admin(db, &gid, &self.address)? {
             return Ok(());
         }
         let provider = self.provider(db);

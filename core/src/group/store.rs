@@ -110,7 +110,13 @@ CREATE INDEX IF NOT EXISTS kith_snap_encryption_keys_i ON kith_snap_encryption_k
 /// `kith_crypto::mls::run_migrations`, which must run first.
 pub fn migrate(db: &Connection) -> Result<(), GroupError> {
     db.execute_batch(SCHEMA)?;
-    super::admin::migrate(db)?;
+    // Admins used to be kept per device (grants as application messages); they now live
+    // in the group context (admin.rs), and these tables are dropped.
+    db.execute_batch(
+        "DROP TABLE IF EXISTS kith_admin_roots;
+         DROP TABLE IF EXISTS kith_admin_grants;
+         DROP TABLE IF EXISTS kith_held_commits;",
+    )?;
     super::removal::migrate(db)?;
     super::lineage::migrate(db)?;
     super::branch_lost::migrate(db)?;
@@ -296,7 +302,6 @@ pub(crate) fn forget_group(db: &Connection, group: &GroupId) -> Result<(), Group
         "kith_snap_encryption_keys",
     ]
     .into_iter()
-    .chain(super::admin::TABLES)
     .chain(super::removal::TABLES)
     .chain([
         super::repair::TABLE,

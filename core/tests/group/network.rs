@@ -93,6 +93,8 @@ pub struct Node {
     conn: Connection,
     address: String,
     identity: IdentityKey,
+    /// The engine's signing key, for commits built behind the engine's back (roles.rs).
+    signer: zeroize::Zeroizing<[u8; 32]>,
     events: Vec<Event>,
     errors: Vec<String>,
 }
@@ -122,6 +124,7 @@ fn device(dir: &std::path::Path, i: usize, rng: &mut StdRng) -> Node {
     )
     .expect("certificate");
     Node {
+        signer: signer.to_bytes(),
         engine: GroupEngine::new(signer, certificate).expect("engine"),
         conn,
         address,

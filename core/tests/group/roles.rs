@@ -1,5 +1,10 @@
 //! Network helpers for admin roles and beyond-horizon repair.
-use kith_core::group::{GroupError, GroupId};
+use kith_core::group::{GroupError, GroupId, Outgoing, Output, SealKey};
+use kith_crypto::frame::{Frame, FrameKind};
+use kith_crypto::mls::openmls::prelude::tls_codec::Serialize as _;
+use kith_crypto::mls::openmls::prelude::OpenMlsProvider as _;
+use kith_crypto::mls::openmls::prelude::{GroupId as MlsGroupId, MlsGroup, MlsMessageOut};
+use kith_crypto::mls::{DeviceSigningKey, KithProvider};
 
 use super::Network;
 
@@ -16,8 +21,8 @@ impl Network {
         who: &[usize],
     ) -> Result<(), GroupError> {
         let addresses = who.iter().map(|&j| self.nodes[j].address.clone()).collect();
-        self.call(i, |e, db, now, rng| {
-            Ok(((), e.make_admin(db, now, rng, group, addresses)?))
+        self.call(i, |e, db, now, _| {
+            Ok(((), e.make_admin(db, now, group, addresses)?))
         })
     }
 
@@ -42,16 +47,53 @@ impl Network {
             .collect()
     }
 
-    /// Makes device `i` believe it is an admin without any grant (a misbehaving device).
-    pub fn self_appoint(&mut self, i: usize, group: &GroupId) {
-        let address = self.nodes[i].address.clone();
-        self.nodes[i]
-            .conn
-            .execute(
-                "INSERT INTO kith_admin_roots (group_id, address) VALUES (?1, ?2)",
-                rusqlite::params![group.0, address],
-            )
-            .expect("insert root");
+    /// Device `i` misbehaves: `build` makes a commit straight from its openmls state,
+    /// past every check its engine would run, and it goes to the other members under the
+    /// current epoch's envelope key, as the engine would send it.
+    pub fn rogue_commit(
+        &mut self,
+        i: usize,
+        group: &GroupId,
+        build: impl FnOnce(&mut MlsGroup, &KithProvider<'_>, &DeviceSigningKey) -> MlsMessageOut,
+    ) {
+        let node = &self.nodes[i];
+        let provider = KithProvider::new(&node.conn);
+        let mut mls_group = MlsGroup::load(provider.storage(), &MlsGroupId::from_slice(&group.0))
+            .expect("load")
+            .expect("a group");
+        let signer = DeviceSigningKey::from_bytes(&node.signer[..]).expect("signer");
+        let commit = build(&mut mls_group, &provider, &signer);
+        let (epoch, _) = node.engine.epoch(&node.conn, group).expect("epoch");
+        let key = node
+            .engine
+            .epoch_keys(&node.conn)
+            .expect("epoch keys")
+            .into_iter()
+            .find(|k| &k.group == group && k.epoch == epoch)
+            .expect("the current epoch's key")
+            .key;
+        let recipients = node
+            .engine
+            .members(&node.conn, group)
+            .expect("members")
+            .into_iter()
+            .map(|m| m.address)
+            .filter(|a| *a != node.address)
+            .collect();
+        let mut out = Output::default();
+        out.outgoing.push(Outgoing {
+            recipients,
+            key: SealKey::Epoch {
+                group: group.clone(),
+                epoch,
+                key,
+            },
+            frame: Frame {
+                kind: FrameKind::Mls,
+                payload: commit.tls_serialize_detached().expect("serialize"),
+            },
+        });
+        self.absorb(i, out);
     }
 
     pub fn identity(&self, i: usize) -> kith_crypto::identity::IdentityPublicKey {

@@ -1,7 +1,8 @@
 //! The openmls group settings every Kith group uses.
 use openmls::prelude::{
-    Ciphersuite, MlsGroupCreateConfig, MlsGroupCreateConfigBuilder, MlsGroupJoinConfig,
-    SenderRatchetConfiguration, MIXED_PLAINTEXT_WIRE_FORMAT_POLICY,
+    Capabilities, Ciphersuite, ExtensionType, Extensions, GroupContext, MlsGroupCreateConfig,
+    MlsGroupCreateConfigBuilder, MlsGroupJoinConfig, SenderRatchetConfiguration,
+    MIXED_PLAINTEXT_WIRE_FORMAT_POLICY,
 };
 
 use super::credential::seeded_lifetime;
@@ -10,10 +11,26 @@ use super::provider::KithProvider;
 /// The only ciphersuite Kith uses: MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519 (0x0001).
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 
+/// The private-use group-context extension that lists a Kith group's admin devices
+/// (`docs/groups.md`, "Admins"). Every Kith leaf lists it in its capabilities, because
+/// openmls admits a leaf into a group only if it supports every group-context extension.
+pub const ADMINS_EXTENSION_TYPE: u16 = 0xF4B2;
+
+/// The capabilities of every Kith leaf: openmls's defaults plus [`ADMINS_EXTENSION_TYPE`]
+/// (and `LastResort` for a last-resort KeyPackage, which must list its own extension).
+pub fn leaf_capabilities(last_resort: bool) -> Capabilities {
+    let mut extensions = vec![ExtensionType::Unknown(ADMINS_EXTENSION_TYPE)];
+    if last_resort {
+        extensions.push(ExtensionType::LastResort);
+    }
+    Capabilities::new(None, None, Some(&extensions), None, None)
+}
+
 /// How many past epochs' message secrets a member keeps, so that application messages sent
-/// just before a commit still decrypt when they arrive after it. Equal to the fork-choice
-/// horizon H = 8 in DESIGN.md (openmls defaults to 0).
-pub const MAX_PAST_EPOCHS: usize = 8;
+/// before a commit still decrypt when they arrive after it — also those of a device that
+/// was offline while the group moved on. Equal to kith-core's `DETECT_EPOCHS` (32), the
+/// epochs it keeps envelope keys for; 8 lost such messages (openmls defaults to 0).
+pub const MAX_PAST_EPOCHS: usize = 32;
 
 /// Sender-ratchet out-of-order tolerance: how many generations behind the newest one seen a
 /// message may still arrive (openmls defaults to 5; IMAP reorders).
@@ -46,7 +63,15 @@ pub fn group_create_config() -> MlsGroupCreateConfig {
 /// from the wall clock (which would leak into the tree hash and every epoch secret, so a
 /// replay would differ); any other provider gets exactly [`group_create_config`].
 pub fn group_create_config_for(provider: &KithProvider<'_>) -> MlsGroupCreateConfig {
-    let builder = create_config_builder();
+    group_create_config_with(provider, Extensions::empty())
+}
+
+/// [`group_create_config_for`] with these group-context extensions (Kith's admin list).
+pub fn group_create_config_with(
+    provider: &KithProvider<'_>,
+    context_extensions: Extensions<GroupContext>,
+) -> MlsGroupCreateConfig {
+    let builder = create_config_builder().with_group_context_extensions(context_extensions);
     if provider.is_seeded() {
         builder.lifetime(seeded_lifetime()).build()
     } else {
@@ -62,6 +87,7 @@ fn create_config_builder() -> MlsGroupCreateConfigBuilder {
         .max_past_epochs(MAX_PAST_EPOCHS)
         .sender_ratchet_configuration(sender_ratchet())
         .use_ratchet_tree_extension(true)
+        .capabilities(leaf_capabilities(false))
 }
 
 /// The configuration for joining a group from a Welcome: the same settings as

@@ -9,11 +9,11 @@
 //! its `signature_key` whatever the credential type, and the binding between that key and
 //! the user is exactly what [`verify_leaf_credential`] establishes.
 use openmls::prelude::{
-    BasicCredential, Capabilities, Credential, CredentialWithKey, ExtensionType, KeyPackage,
-    KeyPackageBundle, KeyPackageNewError, Lifetime, SignaturePublicKey,
+    BasicCredential, Credential, CredentialWithKey, KeyPackage, KeyPackageBundle,
+    KeyPackageNewError, Lifetime, SignaturePublicKey,
 };
 
-use super::config::CIPHERSUITE;
+use super::config::{leaf_capabilities, CIPHERSUITE};
 use super::provider::KithProvider;
 use super::signer::DeviceSigningKey;
 
@@ -57,18 +57,11 @@ pub fn new_key_package(
     if provider.is_seeded() {
         builder = builder.key_package_lifetime(seeded_lifetime());
     }
+    // A KeyPackage extension must also be listed in its leaf's capabilities, or adding it
+    // fails with UnsupportedExtension; the admin list must be, or no group admits the leaf.
+    builder = builder.leaf_node_capabilities(leaf_capabilities(is_last_resort));
     if is_last_resort {
-        // A KeyPackage extension must also be listed in its leaf's capabilities, or adding
-        // it fails with UnsupportedExtension.
-        builder = builder
-            .mark_as_last_resort()
-            .leaf_node_capabilities(Capabilities::new(
-                None,
-                None,
-                Some(&[ExtensionType::LastResort]),
-                None,
-                None,
-            ));
+        builder = builder.mark_as_last_resort();
     }
     builder.build(
         CIPHERSUITE,

@@ -36,9 +36,9 @@ mod seeded_tests;
 mod signer;
 
 pub use config::{
-    group_create_config, group_create_config_for, group_join_config, CIPHERSUITE,
-    MAXIMUM_FORWARD_DISTANCE, MAX_ADDS_PER_COMMIT, MAX_PAST_EPOCHS, OUT_OF_ORDER_TOLERANCE,
-    PADDING_SIZE,
+    group_create_config, group_create_config_for, group_create_config_with, group_join_config,
+    leaf_capabilities, ADMINS_EXTENSION_TYPE, CIPHERSUITE, MAXIMUM_FORWARD_DISTANCE,
+    MAX_ADDS_PER_COMMIT, MAX_PAST_EPOCHS, OUT_OF_ORDER_TOLERANCE, PADDING_SIZE,
 };
 pub use credential::{
     credential_with_key, new_key_package, verify_leaf_credential, SEEDED_KEY_PACKAGE_LIFETIME,
