@@ -629,3 +629,44 @@ fn a_late_duplicate_welcome_does_not_roll_a_device_back() {
     net.run(Order::Sent);
     net.assert_each_shown_once(&g, &[0, 1, 2], &["still here"]);
 }
+
+/// Two admins add a device each on one parent, and each then removes device 2 on its own
+/// branch; fork choice keeps one add, and the other adder re-adds its device on the
+/// winning chain. The device added by the losing commit holds a removal (class 0) on its
+/// dead branch where the Welcome's chain holds only the re-add (class 1): only the hash of
+/// the commit that added it (`JoinHash`) shows that the Welcome's chain wins earlier, on
+/// the parent of the two adds (simulator seed 129).
+#[test]
+fn a_device_added_by_a_losing_commit_takes_the_welcome_that_re_adds_it() {
+    let mut net = Network::new(5);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &[1, 2]);
+    net.run(Order::Sent);
+    net.make_admin(0, &g, &[1]);
+    net.run(Order::Sent);
+    net.add(0, g.clone(), &[3]);
+    net.add(1, g.clone(), &[4]);
+    let newcomers = |frames: Vec<(usize, network::Envelope)>| -> (Vec<_>, Vec<_>) {
+        frames.into_iter().partition(|(to, _)| *to == 3 || *to == 4)
+    };
+    // Each newcomer gets only what its adder sent it; then each adder removes device 2 on
+    // its own branch, and again only the newcomers get that.
+    let (first, mut held) = newcomers(net.take_in_flight());
+    net.put_in_flight(first);
+    net.run(Order::Sent);
+    held.extend(net.take_in_flight());
+    net.remove(0, &g, &[2]);
+    net.remove(1, &g, &[2]);
+    let (second, rest) = newcomers(net.take_in_flight());
+    held.extend(rest);
+    net.put_in_flight(second);
+    net.run(Order::Sent);
+    net.put_in_flight(held);
+    net.run(Order::Sent);
+    net.run(Order::Sent);
+    net.assert_converged(&g, &[0, 1, 3, 4]);
+    net.send_text(3, &g, "three is in");
+    net.send_text(4, &g, "four is in");
+    net.run(Order::Sent);
+    net.assert_each_shown_once(&g, &[0, 1, 3, 4], &["three is in", "four is in"]);
+}

@@ -18,9 +18,8 @@ const BUDGET: u64 = 500;
 /// Seeds outside the budget that found engine bugs fixed since (docs/consistency.md).
 const REGRESSIONS: [u64; 10] = [2007, 2010, 2039, 2042, 2070, 2077, 2119, 2148, 2176, 2217];
 
-/// Seeds that still fail: open bugs (docs/consistency.md, "Open"). 2148 found the admin-set
-/// bug fixed by moving admins into the group context; it now fails in another class.
-const KNOWN_FAILING: [u64; 7] = [129, 221, 239, 295, 377, 397, 2148];
+/// Seeds that still fail: open bugs (docs/consistency.md, "Open").
+const KNOWN_FAILING: [u64; 2] = [373, 472];
 
 #[test]
 fn fixed_budget_of_seeds_passes_every_invariant() {

@@ -451,6 +451,7 @@ impl GroupEngine {
                 },
                 frame: mls_frame(welcome.clone()),
             }));
+            self.send_join_hash(gid, group.epoch().as_u64(), &hash, &added, out);
             self.resend_name(db, gid, out)?;
         }
         Ok(())

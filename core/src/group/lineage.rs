@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use kith_crypto::mls::openmls::prelude::{Extension, UnknownExtension};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::errors::GroupError;
 use super::fork::{beats, CommitClass, CommitRank};
@@ -218,6 +218,35 @@ pub(crate) fn store_joined(
     Ok(())
 }
 
+/// The parent of the add that put us into the group, if our lineage does not know its hash
+/// yet (`join_hash.rs`).
+pub(crate) fn unhashed_join(db: &Connection, group: &GroupId) -> Result<Option<u64>, GroupError> {
+    let last: Option<(i64, Option<Vec<u8>>)> = db
+        .query_row(
+            "SELECT parent_epoch, hash FROM kith_lineage WHERE group_id = ?1
+             ORDER BY parent_epoch DESC LIMIT 1",
+            params![group.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(last.and_then(|(parent, hash)| hash.is_none().then_some(parent as u64)))
+}
+
+/// Records the hash of the add on `parent` that put us into the group.
+pub(crate) fn set_join_hash(
+    db: &Connection,
+    group: &GroupId,
+    parent: u64,
+    hash: [u8; 32],
+) -> Result<(), GroupError> {
+    db.execute(
+        "UPDATE kith_lineage SET hash = ?3
+         WHERE group_id = ?1 AND parent_epoch = ?2 AND hash IS NULL",
+        params![group.0, parent as i64, hash.to_vec()],
+    )?;
+    Ok(())
+}
+
 /// Whether a Welcome for `their_epoch` with `lineage` should replace the state we hold at
 /// `our_epoch`: at the first parent where both chains name a commit and the two differ,
 /// fork choice decides; where they never differ, the later epoch wins.
@@ -228,12 +257,17 @@ pub(crate) fn welcome_is_better(
     their_epoch: u64,
     lineage: &Lineage,
 ) -> Result<bool, GroupError> {
-    Ok(prefer(
-        &our_chain(db, group)?,
-        &lineage.chain(),
-        our_epoch,
-        their_epoch,
-    ))
+    let ours = our_chain(db, group)?;
+    let theirs = lineage.chain();
+    tracing::debug!(our_epoch, their_epoch, ours = ?short(&ours), theirs = ?short(&theirs), "comparing a Welcome's lineage");
+    Ok(prefer(&ours, &theirs, our_epoch, their_epoch))
+}
+
+fn short(chain: &Chain) -> Vec<(u64, i64, Option<String>)> {
+    chain
+        .iter()
+        .map(|(p, (c, h))| (*p, c.to_i64(), h.map(|h| hex::encode(&h[..3]))))
+        .collect()
 }
 
 fn prefer(ours: &Chain, theirs: &Chain, our_epoch: u64, their_epoch: u64) -> bool {

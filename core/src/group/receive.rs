@@ -46,6 +46,8 @@ impl GroupEngine {
                 self.receive_branch_lost(db, lost, &mut out)?;
             } else if let Some(notice) = ForkNotice::decode(payload) {
                 self.receive_fork_notice(db, notice, &mut out)?;
+            } else if let Some(join_hash) = super::JoinHash::decode(payload) {
+                self.receive_join_hash(db, join_hash)?;
             } else {
                 self.receive_rejoin(db, now, payload, &mut out)?;
             }
@@ -159,6 +161,7 @@ impl GroupEngine {
             let message = AppMessage::decode(&encoded)?;
             out.outgoing.push(self.encrypt(db, &gid, &message, true)?);
         }
+        self.apply_join_hashes(db, &gid)?;
         out.events.push(Event::Joined { group: gid.clone() });
         out.events.push(Event::EpochChanged {
             group: gid,

@@ -121,6 +121,7 @@ pub fn migrate(db: &Connection) -> Result<(), GroupError> {
     super::lineage::migrate(db)?;
     super::branch_lost::migrate(db)?;
     super::fork_notice::migrate(db)?;
+    super::join_hash::migrate(db)?;
     super::repair::migrate(db)
 }
 

@@ -1,0 +1,197 @@
+//! Join hashes: an adder tells each device it added the hash of the commit that added it.
+//!
+//! A Welcome's lineage (`lineage.rs`) lists the adder's chain, but its last entry — the add
+//! itself — has no hash: the GroupInfo is signed before the commit is framed. So a device
+//! knew every commit of its chain but the one that put it there, and could not compare a
+//! later Welcome whose chain holds a *different* commit on that parent (seed 129: a device
+//! added by a commit that lost fork choice ignored the Welcome that re-added it on the
+//! winning chain as "no better", and stayed on the dead branch). Right after the Welcome,
+//! the adder sends a signed `JoinHash` control frame with the commit's hash; the device
+//! fills it into its lineage. The frame may arrive before the Welcome, so it is kept until
+//! the device holds that epoch (at most [`MAX_PENDING`] frames in all).
+use kith_crypto::frame::{Frame, FrameKind};
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+
+use super::commands::load;
+use super::errors::GroupError;
+use super::{GroupEngine, GroupId, Outgoing, Output, SealKey};
+
+/// The largest join-hash frame accepted.
+pub const MAX_JOIN_HASH_LEN: usize = 4 * 1024;
+
+/// The most join-hash frames kept while their Welcome has not been applied.
+pub const MAX_PENDING: i64 = 256;
+
+const CONTEXT: &str = "join-hash";
+
+/// The payload of a `FrameKind::Control` frame: "the commit that put you into `epoch` of
+/// `group` has this hash".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinHash {
+    /// The group id.
+    pub group: Vec<u8>,
+    /// The epoch the add created (the Welcome's epoch).
+    pub epoch: u64,
+    /// SHA-256 of the add commit's `MLSMessage` bytes (32 bytes).
+    pub hash: Vec<u8>,
+    /// The adder's leaf signature key (32 bytes).
+    pub signer: Vec<u8>,
+    /// Ed25519 over the other fields (`kith_crypto::mls::verify_control`).
+    pub signature: Vec<u8>,
+}
+
+impl JoinHash {
+    /// The wire form (JSON).
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a join hash always serializes")
+    }
+
+    /// Parses bytes from the network; `None` if they are not a join hash.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        super::control::decode_capped(bytes, MAX_JOIN_HASH_LEN)
+    }
+
+    fn signed_bytes(&self) -> Vec<u8> {
+        let mut bytes = (self.group.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&self.group);
+        bytes.extend(self.epoch.to_be_bytes());
+        bytes.extend((self.hash.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(&self.hash);
+        bytes
+    }
+}
+
+/// Creates the table of join hashes not yet applied (idempotent). It is not one of the
+/// group's tables: a frame that arrives before its Welcome must outlive the join.
+pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
+    db.execute_batch(
+        "CREATE TABLE IF NOT EXISTS kith_join_hashes (
+             id INTEGER PRIMARY KEY,
+             group_id BLOB NOT NULL,
+             frame BLOB NOT NULL
+         );",
+    )?;
+    Ok(())
+}
+
+impl GroupEngine {
+    /// Tells each device in `added` the hash of the commit that added it into `epoch`.
+    pub(crate) fn send_join_hash(
+        &self,
+        gid: &GroupId,
+        epoch: u64,
+        hash: &[u8],
+        added: &[String],
+        out: &mut Output,
+    ) {
+        let mut frame = JoinHash {
+            group: gid.0.clone(),
+            epoch,
+            hash: hash.to_vec(),
+            signer: self.signer.public_key().to_vec(),
+            signature: Vec::new(),
+        };
+        frame.signature = self
+            .signer
+            .sign_control(CONTEXT, &frame.signed_bytes())
+            .to_vec();
+        for address in added {
+            out.outgoing.push(Outgoing {
+                recipients: vec![address.clone()],
+                key: SealKey::Device {
+                    address: address.clone(),
+                },
+                frame: Frame {
+                    kind: FrameKind::Control,
+                    payload: frame.encode(),
+                },
+            });
+        }
+    }
+
+    /// A join hash arrived: keep it, and apply it if we already hold its epoch.
+    pub(crate) fn receive_join_hash(
+        &self,
+        db: &Connection,
+        frame: JoinHash,
+    ) -> Result<(), GroupError> {
+        db.execute(
+            "INSERT INTO kith_join_hashes (group_id, frame) VALUES (?1, ?2)",
+            params![frame.group, frame.encode()],
+        )?;
+        db.execute(
+            "DELETE FROM kith_join_hashes WHERE id <= (SELECT MAX(id) FROM kith_join_hashes) - ?1",
+            params![MAX_PENDING],
+        )?;
+        self.apply_join_hashes(db, &GroupId(frame.group))
+    }
+
+    /// Fills the hash of the commit that added us into our lineage, from a kept join hash
+    /// for the epoch we joined at, signed by a member (after a join and on arrival).
+    pub(crate) fn apply_join_hashes(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+    ) -> Result<(), GroupError> {
+        if !super::control::holds_active(db, gid)? {
+            return Ok(());
+        }
+        let Some(parent) = super::lineage::unhashed_join(db, gid)? else {
+            return Ok(());
+        };
+        let group = load(&self.provider(db), gid)?;
+        let mut stmt = db.prepare("SELECT id, frame FROM kith_join_hashes WHERE group_id = ?1")?;
+        let rows: Vec<(i64, Vec<u8>)> = stmt
+            .query_map(params![gid.0], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, bytes) in rows {
+            let frame = JoinHash::decode(&bytes);
+            // A frame for a later epoch waits for its Welcome; the rest are used up.
+            if frame.as_ref().is_some_and(|f| f.epoch > parent + 1) {
+                continue;
+            }
+            db.execute("DELETE FROM kith_join_hashes WHERE id = ?1", params![id])?;
+            let Some(frame) = frame.filter(|f| f.epoch == parent + 1) else {
+                continue;
+            };
+            let Ok(hash) = <[u8; 32]>::try_from(frame.hash.as_slice()) else {
+                continue;
+            };
+            let signed = frame.signed_bytes();
+            if super::control::signer_of(&group, &frame.signer, CONTEXT, &signed, &frame.signature)
+                .is_some()
+            {
+                super::lineage::set_join_hash(db, gid, parent, hash)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_round_trips_and_refuses_other_control_frames() {
+        let frame = JoinHash {
+            group: vec![1, 2],
+            epoch: 4,
+            hash: vec![3; 32],
+            signer: vec![4; 32],
+            signature: vec![5; 64],
+        };
+        assert_eq!(JoinHash::decode(&frame.encode()), Some(frame));
+        let lost = super::super::BranchLost {
+            group: vec![1],
+            epoch: 2,
+            epoch_id: vec![0; 32],
+            signer: vec![0; 32],
+            signature: vec![0; 64],
+        };
+        assert_eq!(JoinHash::decode(&lost.encode()), None);
+        assert_eq!(JoinHash::decode(&vec![b' '; MAX_JOIN_HASH_LEN + 1]), None);
+    }
+}
