@@ -8,13 +8,17 @@
 //! winning chain as "no better", and stayed on the dead branch). Right after the Welcome,
 //! the adder sends a signed `JoinHash` control frame with the commit's hash; the device
 //! fills it into its lineage. The frame may arrive before the Welcome, so it is kept until
-//! the device holds that epoch (at most [`MAX_PENDING`] frames in all).
+//! the device holds that epoch (at most [`MAX_PENDING`] frames in all); a Welcome that
+//! finds its join hash already waiting is judged with it (`fill_from_pending`).
 use kith_crypto::frame::{Frame, FrameKind};
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
+use kith_crypto::mls::verify_control;
+
 use super::commands::load;
 use super::errors::GroupError;
+use super::lineage::Lineage;
 use super::{GroupEngine, GroupId, Outgoing, Output, SealKey};
 
 /// The largest join-hash frame accepted.
@@ -73,6 +77,40 @@ pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
              frame BLOB NOT NULL
          );",
     )?;
+    Ok(())
+}
+
+/// Completes a Welcome's lineage with the hash of its add, from a join hash for `epoch`
+/// that is already waiting and that the Welcome's sender (leaf key `sender`) signed.
+pub(crate) fn fill_from_pending(
+    db: &Connection,
+    group: &GroupId,
+    epoch: u64,
+    sender: &[u8],
+    lineage: &mut Lineage,
+) -> Result<(), GroupError> {
+    let Some(last) = lineage.entries.last_mut() else {
+        return Ok(());
+    };
+    if last.hash.is_some() || last.parent + 1 != epoch {
+        return Ok(());
+    }
+    let mut stmt = db.prepare("SELECT frame FROM kith_join_hashes WHERE group_id = ?1")?;
+    let frames: Vec<Vec<u8>> = stmt
+        .query_map(params![group.0], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for frame in frames.iter().filter_map(|f| JoinHash::decode(f)) {
+        let signed = frame.signed_bytes();
+        if frame.epoch == epoch
+            && frame.signer == sender
+            && verify_control(sender, CONTEXT, &signed, &frame.signature)
+        {
+            if let Ok(hash) = <[u8; 32]>::try_from(frame.hash.as_slice()) {
+                last.hash = Some(hash);
+                return Ok(());
+            }
+        }
+    }
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use super::admin;
 use super::commands::{hash, load, members_of, AppEnvelope};
 use super::errors::{malformed, mls, GroupError};
 use super::fork::{beats, CommitClass, CommitRank};
+use super::join_hash;
 use super::lineage::{self, Lineage, LINEAGE_EXTENSION_TYPE};
 use super::removal;
 use super::store::{self, LoggedCommit};
@@ -102,7 +103,7 @@ impl GroupEngine {
                     return Ok(());
                 }
             };
-        let lineage = builder
+        let mut lineage = builder
             .processed_welcome()
             .unverified_group_info()
             .extensions()
@@ -115,6 +116,10 @@ impl GroupEngine {
         let staged = builder.replace_old_group().build().map_err(mls)?;
         let context = staged.group_context();
         let welcomed = GroupId(context.group_id().as_slice().to_vec());
+        if let (Some(lineage), Ok(sender)) = (lineage.as_mut(), staged.welcome_sender()) {
+            let key = sender.signature_key().as_slice();
+            join_hash::fill_from_pending(db, &welcomed, context.epoch().as_u64(), key, lineage)?;
+        }
         if self.is_stale_welcome(db, &welcomed, context.epoch().as_u64(), lineage.as_ref())? {
             tracing::debug!("ignoring a Welcome no better than the group state we hold");
             return Ok(());
