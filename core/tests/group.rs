@@ -3,6 +3,9 @@
 #[path = "group/network.rs"]
 mod network;
 
+#[path = "group/leaving.rs"]
+mod leaving;
+
 use kith_core::content::Content;
 use kith_core::group::{encode_admins, Event, GroupError};
 use kith_crypto::mls::openmls::prelude::{Extension, LeafNodeIndex, UnknownExtension};

@@ -139,7 +139,7 @@ impl World {
                 }
                 let Some(m) = sent.get(id) else { continue };
                 let address = &self.devices[i].address;
-                if !self.record.seen_by_sender_since(m.sender, m.step, address) {
+                if !self.record.counted_by_sender(m, address) {
                     problems.push(format!(
                         "device {i} was shown {id:?} although its sender never counted it a member"
                     ));

@@ -139,6 +139,7 @@ impl World {
             Ok(m) => m.into_iter().map(|m| m.address).collect(),
             Err(_) => return,
         };
+        let views_before = self.record.members_log[i].len();
         let group = self.group.clone();
         let body = format!("m{}", self.step);
         let content = Content::Text {
@@ -155,6 +156,7 @@ impl World {
                     epoch,
                     epoch_id,
                     members,
+                    views_before,
                     probe,
                 });
             }

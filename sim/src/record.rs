@@ -16,6 +16,9 @@ pub(crate) struct Sent {
     pub(crate) epoch: u64,
     pub(crate) epoch_id: [u8; 32],
     pub(crate) members: Vec<String>,
+    /// How many entries the sender's `members_log` had when it sent: later entries are
+    /// its views after sending.
+    pub(crate) views_before: usize,
     pub(crate) probe: bool,
 }
 
@@ -117,12 +120,19 @@ impl Record {
         }
     }
 
-    /// Whether `address` was in the sender's view of the members at or after `step`.
-    pub(crate) fn seen_by_sender_since(&self, sender: usize, step: usize, address: &str) -> bool {
-        let log = &self.members_log[sender];
-        let start = log.iter().rposition(|(s, _)| *s <= step).unwrap_or(0);
-        log[start..]
-            .iter()
-            .any(|(_, members)| members.iter().any(|m| m == address))
+    /// Whether the sender of `m` counted `address` a member when it sent `m` (its view then)
+    /// or at any time after (a re-send after a fork or a re-join goes to later members).
+    ///
+    /// Not by step number: the quiesce and probe phases run as one step, so a sender's view
+    /// can change several times within the step it sends in, before and after the send
+    /// (seed 5068: a probe sent to a member was judged by a view logged after the probe).
+    pub(crate) fn counted_by_sender(&self, m: &Sent, address: &str) -> bool {
+        let later = self.members_log[m.sender]
+            .get(m.views_before..)
+            .unwrap_or(&[]);
+        m.members.iter().any(|a| a == address)
+            || later
+                .iter()
+                .any(|(_, members)| members.iter().any(|a| a == address))
     }
 }

@@ -124,6 +124,12 @@ pub(crate) fn needs_admin(staged: &StagedCommit) -> bool {
         || changes_context(staged)
 }
 
+/// Whether a commit brings devices that may answer a leave request sent before it: new
+/// members (adds, re-adds) or new admins (a context change).
+pub(crate) fn brings_answerers(staged: &StagedCommit) -> bool {
+    staged.add_proposals().next().is_some() || changes_context(staged)
+}
+
 fn changes_context(staged: &StagedCommit) -> bool {
     staged
         .queued_proposals()

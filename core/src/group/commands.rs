@@ -200,7 +200,8 @@ impl GroupEngine {
 
     /// Asks the group to remove this device (an application request, since standalone
     /// proposals would block sending in openmls). An [`Event::Removed`] follows once a
-    /// member commits the removal.
+    /// member commits the removal. Until then the request is sent again after each commit
+    /// that brings new members or admins.
     pub fn leave(
         &self,
         db: &Connection,
@@ -208,7 +209,14 @@ impl GroupEngine {
         rng: &mut (impl RngCore + CryptoRng),
         group: &GroupId,
     ) -> Result<Output, GroupError> {
-        Ok(self.send(db, now, rng, group, Content::LeaveRequest)?.1)
+        let (id, out) = self.send(db, now, rng, group, Content::LeaveRequest)?;
+        let request = AppMessage {
+            id,
+            sent_at: now,
+            content: Content::LeaveRequest,
+        };
+        super::removal::set_leaving(db, group, &request.encode())?;
+        Ok(out)
     }
 
     /// Renames the group (an application message; the latest by (time, id) wins everywhere;
@@ -380,6 +388,7 @@ impl GroupEngine {
         if !matches!(intent, Intent::SelfUpdate) {
             self.require_admin(db, gid)?;
         }
+        let brings_answerers = !matches!(intent, Intent::SelfUpdate | Intent::Remove { .. });
         let (commit, welcome, added) = match intent {
             Intent::Add { devices } => {
                 let present: HashSet<Vec<u8>> = group.members().map(|m| m.signature_key).collect();
@@ -453,6 +462,9 @@ impl GroupEngine {
             }));
             self.send_join_hash(gid, group.epoch().as_u64(), &hash, &added, out);
             self.resend_name(db, gid, out)?;
+        }
+        if brings_answerers {
+            self.resend_leave_request(db, gid, out)?;
         }
         Ok(())
     }

@@ -143,15 +143,16 @@ impl GroupEngine {
             verify_leaf_credential(&member.credential, &key, None)
                 .map_err(GroupError::CertificateMismatch)?;
         }
-        // Moving to another branch (or back after a removal): what we sent on the old one
-        // is sent again on the new one (same ids, so nobody is shown it twice).
-        let resend = store::all_sent(db, &welcomed)?;
+        let (resend, leaving) = carried_over(db, &welcomed)?;
         let group = staged.into_group(&provider).map_err(mls)?;
         let gid = GroupId(group.group_id().as_slice().to_vec());
         store::forget_group(db, &gid)?;
         store::ensure_group_row(db, &gid)?;
         if let Some(lineage) = &lineage {
             lineage::store_joined(db, &gid, lineage)?;
+        }
+        if let Some(request) = &leaving {
+            removal::set_leaving(db, &gid, request)?;
         }
         if let Some(used) = used {
             store::used_key_package(
@@ -162,8 +163,7 @@ impl GroupEngine {
             )?;
         }
         self.record_current_epoch(db, &provider, &group, &gid)?;
-        for encoded in resend {
-            let message = AppMessage::decode(&encoded)?;
+        for message in resend {
             out.outgoing.push(self.encrypt(db, &gid, &message, true)?);
         }
         self.apply_join_hashes(db, &gid)?;
@@ -352,6 +352,7 @@ impl GroupEngine {
         let parent = group.epoch().as_u64();
         let before = members_of(group);
         let was_admin = admin::admins_of(group).contains(&self.address);
+        let brings_answerers = admin::brings_answerers(&staged);
         store::snapshot(db, gid, parent)?;
         if staged.self_removed() {
             // Tentative (removal.rs): stay at the parent, the removal as its incumbent.
@@ -368,6 +369,9 @@ impl GroupEngine {
         self.after_merge(db, provider, group, gid, &before, out)?;
         if !was_admin && admin::admins_of(group).contains(&self.address) {
             self.answer_leave_requests(db, now, group, gid)?;
+        }
+        if brings_answerers {
+            self.resend_leave_request(db, gid, out)?;
         }
         Ok(true)
     }
@@ -543,6 +547,34 @@ impl GroupEngine {
         store::add_intent(db, gid, &intent, due)?;
         Ok(())
     }
+}
+
+/// What a device joining from a Welcome while it holds the group sends again, read before
+/// the group's rows are forgotten. Moving to another branch (or back after a removal), what
+/// we sent on the old one is sent on the new one (same ids, so nobody is shown it twice),
+/// and a pending leave request goes along and stays pending (returned second) — unless a
+/// commit removed us: that answered the request, and this Welcome is a new membership.
+fn carried_over(
+    db: &Connection,
+    gid: &GroupId,
+) -> Result<(Vec<AppMessage>, Option<Vec<u8>>), GroupError> {
+    let mut sent = store::all_sent(db, gid)?;
+    let removed = removal::removed_parent(db, gid)?.is_some();
+    let leaving = match removed {
+        true => None,
+        false => removal::leaving(db, gid)?,
+    };
+    if let Some(request) = leaving.as_ref().filter(|r| !sent.contains(r)) {
+        sent.push(request.clone());
+    }
+    let mut messages = Vec::with_capacity(sent.len());
+    for encoded in sent {
+        let message = AppMessage::decode(&encoded)?;
+        if !(removed && matches!(message.content, Content::LeaveRequest)) {
+            messages.push(message);
+        }
+    }
+    Ok((messages, leaving))
 }
 
 /// Checks every leaf a commit brings in (adds, updates, the committer's new path leaf).

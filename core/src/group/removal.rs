@@ -7,11 +7,13 @@
 //! parent (hidden from `groups()` and closed to commands), and lets competing commits for
 //! that parent through fork choice as usual. The group is forgotten once [`super::STASH_TTL`]
 //! has passed without a better commit. Pending leave requests live here too: a device that
-//! becomes an admin later answers the requests it has seen.
+//! becomes an admin later answers the requests it has seen, and a device that asked to leave
+//! sends its request again whenever the group gains devices that may answer it.
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::errors::GroupError;
-use super::GroupId;
+use super::{GroupEngine, GroupId, Output};
+use crate::content::AppMessage;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kith_removed (
@@ -24,10 +26,14 @@ CREATE TABLE IF NOT EXISTS kith_leave_requests (
     address TEXT NOT NULL,
     PRIMARY KEY (group_id, address)
 );
+CREATE TABLE IF NOT EXISTS kith_leaving (
+    group_id BLOB PRIMARY KEY,
+    message BLOB NOT NULL
+);
 ";
 
 /// The tables, for `forget_group`.
-pub(crate) const TABLES: [&str; 2] = ["kith_removed", "kith_leave_requests"];
+pub(crate) const TABLES: [&str; 3] = ["kith_removed", "kith_leave_requests", "kith_leaving"];
 
 /// Creates the tables (idempotent).
 pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
@@ -104,4 +110,51 @@ pub(crate) fn leave_requests(db: &Connection, group: &GroupId) -> Result<Vec<Str
         db.prepare("SELECT address FROM kith_leave_requests WHERE group_id = ?1 ORDER BY address")?;
     let rows = stmt.query_map(params![group.0], |r| r.get::<_, String>(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Remembers the leave request this device sent (the encoded [`AppMessage`]), until the
+/// group is forgotten.
+pub(crate) fn set_leaving(
+    db: &Connection,
+    group: &GroupId,
+    message: &[u8],
+) -> Result<(), GroupError> {
+    db.execute(
+        "INSERT OR REPLACE INTO kith_leaving (group_id, message) VALUES (?1, ?2)",
+        params![group.0, message],
+    )?;
+    Ok(())
+}
+
+/// The leave request this device sent to the group and is still waiting on, if any.
+pub(crate) fn leaving(db: &Connection, group: &GroupId) -> Result<Option<Vec<u8>>, GroupError> {
+    Ok(db
+        .query_row(
+            "SELECT message FROM kith_leaving WHERE group_id = ?1",
+            params![group.0],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+impl GroupEngine {
+    /// While this device waits to be removed, sends its leave request again (same id, so a
+    /// device that has it drops the copy). Called after a commit that brought devices able
+    /// to answer it — new members, new admins — who cannot have read the first one: it was
+    /// sealed for an epoch before they joined, or (seed 5208) reached the only other admin
+    /// while that admin sat on a branch it then left by being re-added, so no admin ever
+    /// read it and the device stayed in for good.
+    pub(crate) fn resend_leave_request(
+        &self,
+        db: &Connection,
+        group: &GroupId,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        if let Some(encoded) = leaving(db, group)? {
+            tracing::debug!("sending our leave request again");
+            let message = AppMessage::decode(&encoded)?;
+            out.outgoing.push(self.encrypt(db, group, &message, true)?);
+        }
+        Ok(())
+    }
 }
