@@ -177,6 +177,10 @@ impl GroupEngine {
             tracing::warn!("refusing a branch-lost frame that is not an admin's");
             return Ok(());
         }
+        // The winning branch may count us too (another admin added us there, and its
+        // Welcome came while we were on this branch; seed 180): ask the admins we know
+        // to re-add us. One that does not count us ignores the request.
+        self.request_rejoin(db, &gid, lost.epoch.saturating_sub(1), &[], out)?;
         group.delete(provider.storage()).map_err(mls)?;
         store::forget_group(db, &gid)?;
         out.events.push(Event::Removed { group: gid });
