@@ -388,7 +388,6 @@ impl GroupEngine {
         if !matches!(intent, Intent::SelfUpdate) {
             self.require_admin(db, gid)?;
         }
-        let brings_answerers = !matches!(intent, Intent::SelfUpdate | Intent::Remove { .. });
         let (commit, welcome, added) = match intent {
             Intent::Add { devices } => {
                 let present: HashSet<Vec<u8>> = group.members().map(|m| m.signature_key).collect();
@@ -446,6 +445,10 @@ impl GroupEngine {
                 (bundle.into_commit(), None, Vec::new())
             }
         };
+        // Judged from the staged commit, as for incoming ones (`merge_staged`).
+        let brings_answerers = group
+            .pending_commit()
+            .is_some_and(super::admin::brings_answerers);
         let hash = self.commit_own(db, &provider, &mut group, gid, commit, out)?;
         store::settle_intent(db, id, group.epoch().as_u64() - 1, &hash)?;
         if let Some(welcome) = welcome {

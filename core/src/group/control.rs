@@ -38,6 +38,11 @@ pub(crate) fn signer_of(
     verify_control(key, context, signed, signature).then_some(address)
 }
 
+/// Whether `key` is the leaf key of a member whose certificate verifies.
+pub(crate) fn is_member_key(group: &MlsGroup, key: &[u8]) -> bool {
+    member_with_key(group, key).is_some()
+}
+
 fn member_with_key(group: &MlsGroup, key: &[u8]) -> Option<String> {
     group
         .members()

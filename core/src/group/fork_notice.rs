@@ -184,7 +184,7 @@ impl GroupEngine {
         };
         // Only an admin's branch can re-add us: a shallow branch yields to an admin's deep
         // one; otherwise fork choice at the parent decides.
-        let notifier_is_admin = self.is_admin(db, &gid, &signer)?;
+        let notifier_is_admin = super::admin::admins_of(&group).contains(&signer);
         if (shallow && notifier_is_admin) || beats(&theirs, &mine) {
             tracing::debug!(shallow, "re-joining the branch of a fork notice");
             self.request_rejoin(db, &gid, notice.parent, &notice.admins, out)?;

@@ -57,6 +57,15 @@ impl JoinHash {
         super::control::decode_capped(bytes, MAX_JOIN_HASH_LEN)
     }
 
+    /// The hash it names, if its signature verifies under its own signer key (whose owner
+    /// the caller checks).
+    fn verified_hash(&self) -> Option<[u8; 32]> {
+        let signed = self.signed_bytes();
+        verify_control(&self.signer, CONTEXT, &signed, &self.signature)
+            .then(|| <[u8; 32]>::try_from(self.hash.as_slice()).ok())
+            .flatten()
+    }
+
     fn signed_bytes(&self) -> Vec<u8> {
         let mut bytes = (self.group.len() as u32).to_be_bytes().to_vec();
         bytes.extend_from_slice(&self.group);
@@ -80,6 +89,21 @@ pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
     Ok(())
 }
 
+/// The join hashes kept for `group`, with their row ids (`None`: a row that no longer
+/// decodes).
+fn kept(db: &Connection, group: &GroupId) -> Result<Vec<(i64, Option<JoinHash>)>, GroupError> {
+    let mut stmt = db.prepare("SELECT id, frame FROM kith_join_hashes WHERE group_id = ?1")?;
+    let rows = stmt.query_map(params![group.0], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut kept = Vec::new();
+    for row in rows {
+        let (id, bytes) = row?;
+        kept.push((id, JoinHash::decode(&bytes)));
+    }
+    Ok(kept)
+}
+
 /// Completes a Welcome's lineage with the hash of its add, from a join hash for `epoch`
 /// that is already waiting and that the Welcome's sender (leaf key `sender`) signed.
 pub(crate) fn fill_from_pending(
@@ -95,22 +119,11 @@ pub(crate) fn fill_from_pending(
     if last.hash.is_some() || last.parent + 1 != epoch {
         return Ok(());
     }
-    let mut stmt = db.prepare("SELECT frame FROM kith_join_hashes WHERE group_id = ?1")?;
-    let frames: Vec<Vec<u8>> = stmt
-        .query_map(params![group.0], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    for frame in frames.iter().filter_map(|f| JoinHash::decode(f)) {
-        let signed = frame.signed_bytes();
-        if frame.epoch == epoch
-            && frame.signer == sender
-            && verify_control(sender, CONTEXT, &signed, &frame.signature)
-        {
-            if let Ok(hash) = <[u8; 32]>::try_from(frame.hash.as_slice()) {
-                last.hash = Some(hash);
-                return Ok(());
-            }
-        }
-    }
+    last.hash = kept(db, group)?
+        .into_iter()
+        .filter_map(|(_, frame)| frame)
+        .filter(|frame| frame.epoch == epoch && frame.signer == sender)
+        .find_map(|frame| frame.verified_hash());
     Ok(())
 }
 
@@ -180,27 +193,18 @@ impl GroupEngine {
             return Ok(());
         };
         let group = load(&self.provider(db), gid)?;
-        let mut stmt = db.prepare("SELECT id, frame FROM kith_join_hashes WHERE group_id = ?1")?;
-        let rows: Vec<(i64, Vec<u8>)> = stmt
-            .query_map(params![gid.0], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        for (id, bytes) in rows {
-            let frame = JoinHash::decode(&bytes);
+        for (id, frame) in kept(db, gid)? {
             // A frame for a later epoch waits for its Welcome; the rest are used up.
             if frame.as_ref().is_some_and(|f| f.epoch > parent + 1) {
                 continue;
             }
             db.execute("DELETE FROM kith_join_hashes WHERE id = ?1", params![id])?;
-            let Some(frame) = frame.filter(|f| f.epoch == parent + 1) else {
-                continue;
-            };
-            let Ok(hash) = <[u8; 32]>::try_from(frame.hash.as_slice()) else {
-                continue;
-            };
-            let signed = frame.signed_bytes();
-            if super::control::signer_of(&group, &frame.signer, CONTEXT, &signed, &frame.signature)
-                .is_some()
-            {
+            let hash = frame
+                .filter(|f| {
+                    f.epoch == parent + 1 && super::control::is_member_key(&group, &f.signer)
+                })
+                .and_then(|f| f.verified_hash());
+            if let Some(hash) = hash {
                 super::lineage::set_join_hash(db, gid, parent, hash)?;
             }
         }

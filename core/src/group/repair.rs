@@ -139,10 +139,9 @@ impl GroupEngine {
         if already_requested(db, gid)? {
             return Ok(());
         }
-        let provider = self.provider(db);
-        let members = members_of(&load(&provider, gid)?);
-        let admins = self.admins(db, gid)?;
-        let mut asked: Vec<String> = members
+        let group = load(&self.provider(db), gid)?;
+        let admins = super::admin::admins_of(&group);
+        let mut asked: Vec<String> = members_of(&group)
             .into_iter()
             .map(|m| m.address)
             .filter(|a| admins.contains(a))
