@@ -160,18 +160,42 @@ mod hex16 {
     }
 }
 
-mod b64 {
+/// Byte fields as base64 strings inside the JSON codecs (content and control frames).
+pub(crate) mod b64 {
     use super::*;
     use serde::{de::Error as _, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(data))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         base64::engine::general_purpose::STANDARD
             .decode(text.as_bytes())
+            .map_err(D::Error::custom)
+    }
+}
+
+/// Lists of byte strings as lists of base64 strings.
+pub(crate) mod b64_list {
+    use super::*;
+    use serde::{de::Error as _, ser::SerializeSeq as _, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(data: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(data.len()))?;
+        for item in data {
+            seq.serialize_element(&base64::engine::general_purpose::STANDARD.encode(item))?;
+        }
+        seq.end()
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let texts = <Vec<std::borrow::Cow<'de, str>>>::deserialize(d)?;
+        texts
+            .iter()
+            .map(|text| base64::engine::general_purpose::STANDARD.decode(text.as_bytes()))
+            .collect::<Result<_, _>>()
             .map_err(D::Error::custom)
     }
 }

@@ -6,6 +6,9 @@ mod network;
 #[path = "group/leaving.rs"]
 mod leaving;
 
+#[path = "group/deep_forks.rs"]
+mod deep_forks;
+
 use kith_core::content::Content;
 use kith_core::group::{encode_admins, Event, GroupError};
 use kith_crypto::mls::openmls::prelude::{Extension, LeafNodeIndex, UnknownExtension};

@@ -621,7 +621,10 @@ impl GroupEngine {
     ) -> Result<(), GroupError> {
         let id = epoch_id(group, provider.crypto())?;
         let key = export_epoch_key(group, provider.crypto(), EpochExport::EnvelopeKey)?;
-        store::record_epoch(db, gid, group.epoch().as_u64(), &id, &key)
+        let epoch = group.epoch().as_u64();
+        store::record_epoch(db, gid, epoch, &id, &key)?;
+        let members: Vec<String> = members_of(group).into_iter().map(|m| m.address).collect();
+        super::fork_notice::record_members(db, gid, epoch, &members)
     }
 
     /// Every member's address but this device's.

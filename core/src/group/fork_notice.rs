@@ -16,7 +16,9 @@
 //! branch: the member that re-joins asks them, since the admins it knows on its own branch
 //! may have left the notifier's (seed 389).
 use kith_crypto::frame::{Frame, FrameKind};
-use rusqlite::{params, Connection};
+use kith_crypto::mls::openmls::prelude::tls_codec::Deserialize as _;
+use kith_crypto::mls::openmls::prelude::MlsMessageIn;
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::commands::{load, members_of};
@@ -26,7 +28,11 @@ use super::store::{self, LoggedCommit};
 use super::{GroupEngine, GroupId, Outgoing, Output, SealKey};
 
 /// The largest fork notice accepted.
-pub const MAX_FORK_NOTICE_LEN: usize = 64 * 1024;
+pub const MAX_FORK_NOTICE_LEN: usize = 4 * 1024 * 1024;
+
+/// The most commit bytes a notifier puts in one notice (base64 makes them a third larger);
+/// a longer chain is cut, and the member catches up by anti-entropy.
+const MAX_NOTICE_COMMIT_BYTES: usize = 2 * 1024 * 1024;
 
 /// The most admins a fork notice lists (enough to reach one that answers).
 pub const MAX_NOTICE_ADMINS: usize = 64;
@@ -49,6 +55,11 @@ pub struct ForkNotice {
     /// asks to re-add it.
     #[serde(default)]
     pub admins: Vec<String>,
+    /// The commits the notifier merged from `parent` on, oldest first (MLSMessage bytes; the
+    /// first is the one `hash` names). A member that yields applies them instead of asking
+    /// to be re-added. Not signed: each is an MLS commit, checked as such.
+    #[serde(default, with = "crate::content::b64_list")]
+    pub commits: Vec<Vec<u8>>,
     /// The notifier's leaf signature key (32 bytes).
     pub signer: Vec<u8>,
     /// Ed25519 over the other fields (`kith_crypto::mls::verify_control`).
@@ -78,24 +89,106 @@ impl ForkNotice {
     }
 }
 
-/// Creates the table that remembers the forks we sent a notice for (idempotent).
+/// Creates the tables that remember the forks we sent a notice for, the commits a notice
+/// made us take, and who was a member at each epoch we hold (idempotent).
 pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
     db.execute_batch(
         "CREATE TABLE IF NOT EXISTS kith_fork_notices (
              group_id BLOB NOT NULL,
              parent_epoch INTEGER NOT NULL,
              PRIMARY KEY (group_id, parent_epoch)
+         );
+         CREATE TABLE IF NOT EXISTS kith_fork_pins (
+             group_id BLOB NOT NULL,
+             parent_epoch INTEGER NOT NULL,
+             hash BLOB NOT NULL,
+             PRIMARY KEY (group_id, parent_epoch)
+         );
+         CREATE TABLE IF NOT EXISTS kith_epoch_members (
+             group_id BLOB NOT NULL,
+             epoch INTEGER NOT NULL,
+             members TEXT NOT NULL,
+             PRIMARY KEY (group_id, epoch)
          );",
     )?;
     Ok(())
 }
 
-/// The table, for `forget_group`.
-pub(crate) const TABLE: &str = "kith_fork_notices";
+/// The tables, for `forget_group`.
+pub(crate) const TABLES: [&str; 3] = ["kith_fork_notices", "kith_fork_pins", "kith_epoch_members"];
+
+/// Records who is a member at `epoch` (whom a fork notice about that epoch must reach).
+pub(crate) fn record_members(
+    db: &Connection,
+    gid: &GroupId,
+    epoch: u64,
+    members: &[String],
+) -> Result<(), GroupError> {
+    db.execute(
+        "INSERT OR REPLACE INTO kith_epoch_members (group_id, epoch, members) VALUES (?1, ?2, ?3)",
+        params![gid.0, epoch as i64, serde_json::to_string(members)?],
+    )?;
+    Ok(())
+}
+
+fn members_at(db: &Connection, gid: &GroupId, epoch: u64) -> Result<Vec<String>, GroupError> {
+    let json: Option<String> = db
+        .query_row(
+            "SELECT members FROM kith_epoch_members WHERE group_id = ?1 AND epoch = ?2",
+            params![gid.0, epoch as i64],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(match json {
+        Some(json) => serde_json::from_str(&json)?,
+        None => Vec::new(),
+    })
+}
+
+/// The commit a fork notice made us take on `parent`, if any: it beats every other there.
+pub(crate) fn pinned(
+    db: &Connection,
+    gid: &GroupId,
+    parent: u64,
+) -> Result<Option<Vec<u8>>, GroupError> {
+    Ok(db
+        .query_row(
+            "SELECT hash FROM kith_fork_pins WHERE group_id = ?1 AND parent_epoch = ?2",
+            params![gid.0, parent as i64],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+fn pin(db: &Connection, gid: &GroupId, parent: u64, hash: &[u8]) -> Result<(), GroupError> {
+    db.execute(
+        "INSERT OR REPLACE INTO kith_fork_pins (group_id, parent_epoch, hash) VALUES (?1, ?2, ?3)",
+        params![gid.0, parent as i64, hash],
+    )?;
+    Ok(())
+}
+
+/// Our logged commits from `parent` on, oldest first, as many as fit in one notice.
+fn chain_from(db: &Connection, gid: &GroupId, parent: u64) -> Result<Vec<Vec<u8>>, GroupError> {
+    let mut chain = Vec::new();
+    let mut bytes = 0;
+    let mut epoch = parent;
+    while let Some(commit) = store::logged_commit(db, gid, epoch)? {
+        bytes += commit.message.len();
+        if bytes > MAX_NOTICE_COMMIT_BYTES {
+            break;
+        }
+        chain.push(commit.message);
+        epoch += 1;
+    }
+    Ok(chain)
+}
 
 impl GroupEngine {
-    /// We hold `ours` on `parent` and cannot roll back there: tell every other member
-    /// (once per parent).
+    /// We hold `ours` on `parent` and cannot roll back there: tell every device that is a
+    /// member now or was one at `parent` (once per parent). Those we removed since are on
+    /// the other branch too, and only a notice lets them follow ours to their removal
+    /// (seed 51).
     pub(crate) fn send_fork_notice(
         &self,
         db: &Connection,
@@ -121,6 +214,7 @@ impl GroupEngine {
                 .into_iter()
                 .take(MAX_NOTICE_ADMINS)
                 .collect(),
+            commits: chain_from(db, gid, parent)?,
             signer: self.signer.public_key().to_vec(),
             signature: Vec::new(),
         };
@@ -128,15 +222,18 @@ impl GroupEngine {
             .signer
             .sign_control(CONTEXT, &notice.signed_bytes())
             .to_vec();
-        for member in members_of(&group) {
-            if member.address == self.address {
-                continue;
-            }
+        let mut recipients: Vec<String> = members_of(&group)
+            .into_iter()
+            .map(|m| m.address)
+            .chain(members_at(db, gid, parent)?)
+            .filter(|a| *a != self.address)
+            .collect();
+        recipients.sort();
+        recipients.dedup();
+        for address in recipients {
             out.outgoing.push(Outgoing {
-                recipients: vec![member.address.clone()],
-                key: SealKey::Device {
-                    address: member.address,
-                },
+                recipients: vec![address.clone()],
+                key: SealKey::Device { address },
                 frame: Frame {
                     kind: FrameKind::Control,
                     payload: notice.encode(),
@@ -146,11 +243,14 @@ impl GroupEngine {
         Ok(())
     }
 
-    /// A fork notice arrived: if we hold another commit on its parent, re-join the
-    /// notifier's branch when ours is the shallow one or loses fork choice there.
+    /// A fork notice arrived: if we hold another commit on its parent, move to the
+    /// notifier's branch when ours is the shallow one or loses fork choice there — by
+    /// rolling back and applying the notice's commits when we can, else by asking to be
+    /// re-added.
     pub(crate) fn receive_fork_notice(
         &self,
         db: &Connection,
+        now: u64,
         notice: ForkNotice,
         out: &mut Output,
     ) -> Result<(), GroupError> {
@@ -176,20 +276,92 @@ impl GroupEngine {
         let shallow = store::has_snapshot(db, &gid, notice.parent)?;
         let theirs = CommitRank {
             class: CommitClass::from_i64(i64::from(notice.class)),
-            hash: notice.hash,
+            hash: notice.hash.clone(),
         };
         let mine = CommitRank {
             class: CommitClass::from_i64(ours.class),
             hash: ours.hash,
         };
         // Only an admin's branch can re-add us: a shallow branch yields to an admin's deep
-        // one; otherwise fork choice at the parent decides.
+        // one; otherwise fork choice at the parent decides. A commit an earlier notice made
+        // us take yields only to one that beats it.
         let notifier_is_admin = super::admin::admins_of(&group).contains(&signer);
-        if (shallow && notifier_is_admin) || beats(&theirs, &mine) {
-            tracing::debug!(shallow, "re-joining the branch of a fork notice");
-            self.request_rejoin(db, &gid, notice.parent, &notice.admins, out)?;
+        let yields = match pinned(db, &gid, notice.parent)? {
+            Some(_) => beats(&theirs, &mine),
+            None => (shallow && notifier_is_admin) || beats(&theirs, &mine),
+        };
+        if !yields {
+            return Ok(());
         }
-        Ok(())
+        if shallow && self.follow_notice(db, now, &gid, &notice, out)? {
+            tracing::debug!(
+                parent = notice.parent,
+                "moved to the branch of a fork notice"
+            );
+            return Ok(());
+        }
+        tracing::debug!(shallow, "re-joining the branch of a fork notice");
+        self.request_rejoin(db, &gid, notice.parent, &notice.admins, out)
+    }
+
+    /// Takes the notice's commit on its parent (pinned, so that fork choice does not undo
+    /// it) and the commits after it, then redoes what we did on the branch we left. False,
+    /// and nothing changed, if the commit is missing or does not apply.
+    fn follow_notice(
+        &self,
+        db: &Connection,
+        now: u64,
+        gid: &GroupId,
+        notice: &ForkNotice,
+        out: &mut Output,
+    ) -> Result<bool, GroupError> {
+        let provider = self.provider(db);
+        let Some(first) = notice.commits.first() else {
+            return Ok(false);
+        };
+        if super::commands::hash(&provider, first)? != notice.hash {
+            tracing::warn!("a fork notice's commit does not match its hash");
+            return Ok(false);
+        }
+        db.execute_batch("SAVEPOINT kith_follow")?;
+        let mut trial = Output::default();
+        let taken = self.take_chain(db, now, gid, notice, &mut trial);
+        if matches!(taken, Ok(true)) {
+            db.execute_batch("RELEASE kith_follow")?;
+            out.extend(trial);
+            return Ok(true);
+        }
+        db.execute_batch("ROLLBACK TO kith_follow; RELEASE kith_follow")?;
+        taken.map(|_| false)
+    }
+
+    fn take_chain(
+        &self,
+        db: &Connection,
+        now: u64,
+        gid: &GroupId,
+        notice: &ForkNotice,
+        out: &mut Output,
+    ) -> Result<bool, GroupError> {
+        pin(db, gid, notice.parent, &notice.hash)?;
+        // Read before the chain moves us on: pruning would drop them meanwhile.
+        let sent = store::abandon_from(db, gid, notice.parent, now)?;
+        for bytes in &notice.commits {
+            let Some(protocol) = MlsMessageIn::tls_deserialize_exact(bytes.as_slice())
+                .ok()
+                .and_then(|m| m.try_into_protocol_message().ok())
+                .filter(|p| p.group_id().as_slice() == gid.0.as_slice())
+            else {
+                break;
+            };
+            self.receive_commit(db, now, bytes, protocol, gid, out)?;
+        }
+        let taken = store::logged_commit(db, gid, notice.parent)?
+            .is_some_and(|commit| commit.hash == notice.hash);
+        if taken && super::control::holds_active(db, gid)? {
+            self.redo(db, now, gid, sent, out)?;
+        }
+        Ok(taken)
     }
 }
 
@@ -205,6 +377,7 @@ mod tests {
             class: 2,
             hash: vec![3; 32],
             admins: vec!["a@x".into()],
+            commits: vec![vec![6; 40], Vec::new()],
             signer: vec![4; 32],
             signature: vec![5; 64],
         };

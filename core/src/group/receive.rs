@@ -46,7 +46,7 @@ impl GroupEngine {
             if let Some(lost) = BranchLost::decode(payload) {
                 self.receive_branch_lost(db, lost, &mut out)?;
             } else if let Some(notice) = ForkNotice::decode(payload) {
-                self.receive_fork_notice(db, notice, &mut out)?;
+                self.receive_fork_notice(db, now, notice, &mut out)?;
             } else if let Some(join_hash) = super::JoinHash::decode(payload) {
                 self.receive_join_hash(db, join_hash)?;
             } else {
@@ -211,13 +211,23 @@ impl GroupEngine {
         if incumbent.hash == hash {
             return Ok(());
         }
+        // A commit a fork notice made us take beats every other on its parent.
+        let pinned = super::fork_notice::pinned(db, gid, parent)?;
+        if pinned.as_ref() == Some(&incumbent.hash) {
+            tracing::debug!(
+                parent,
+                "the commit we hold here was pinned by a fork notice"
+            );
+            return Ok(());
+        }
         if !store::has_snapshot(db, gid, parent)? {
             return self.diverged(db, gid, parent, &protocol, hash, &incumbent, out);
         }
+        let forced = pinned.as_ref() == Some(&hash);
         db.execute_batch("SAVEPOINT kith_fork")?;
         let mut trial = Output::default();
         let won = self.try_fork(
-            db, now, gid, parent, protocol, hash, bytes, &incumbent, &mut trial,
+            db, now, gid, parent, protocol, hash, bytes, &incumbent, forced, &mut trial,
         );
         match won {
             Ok(true) => {
@@ -240,8 +250,9 @@ impl GroupEngine {
     }
 
     /// Rolls back to `parent`, applies the competing commit if it beats the one we merged
-    /// there, then re-issues our dropped intents and re-sends our dropped messages. The
-    /// caller undoes everything (savepoint) unless this returns `Ok(true)`.
+    /// there (or is `forced`: a fork notice pinned it), then re-issues our dropped intents
+    /// and re-sends our dropped messages. The caller undoes everything (savepoint) unless
+    /// this returns `Ok(true)`.
     #[allow(clippy::too_many_arguments)]
     fn try_fork(
         &self,
@@ -253,6 +264,7 @@ impl GroupEngine {
         hash: Vec<u8>,
         bytes: &[u8],
         incumbent: &LoggedCommit,
+        forced: bool,
         out: &mut Output,
     ) -> Result<bool, GroupError> {
         store::restore(db, gid, parent)?;
@@ -273,7 +285,7 @@ impl GroupEngine {
             class: CommitClass::from_i64(incumbent.class),
             hash: incumbent.hash.clone(),
         };
-        if !beats(&rank, &incumbent) {
+        if !forced && !beats(&rank, &incumbent) {
             return Ok(false);
         }
         let logged = LoggedCommit {
@@ -281,16 +293,32 @@ impl GroupEngine {
             hash,
             message: bytes.to_vec(),
         };
-        if !self.merge_staged(db, now, &provider, &mut group, gid, *staged, logged, out)? {
-            return Ok(true);
+        let kept = self.merge_staged(db, now, &provider, &mut group, gid, *staged, logged, out)?;
+        // A forced commit is the first of a fork notice's chain: what we did on the
+        // abandoned branch is redone once the whole chain is in (`follow_notice`).
+        if kept && !forced {
+            let sent = store::abandon_from(db, gid, parent, now)?;
+            self.redo(db, now, gid, sent, out)?;
         }
-        store::reopen_intents(db, gid, parent, now)?;
+        Ok(true)
+    }
+
+    /// On the branch we moved to: runs our reopened intents and re-sends `sent`, the
+    /// messages we had sent on the branch we left (same ids, so nobody shows them twice).
+    pub(crate) fn redo(
+        &self,
+        db: &Connection,
+        now: u64,
+        gid: &GroupId,
+        sent: Vec<Vec<u8>>,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
         self.run_intents(db, now, gid, out)?;
-        for encoded in store::sent_after(db, gid, parent)? {
+        for encoded in sent {
             let message = AppMessage::decode(&encoded)?;
             out.outgoing.push(self.encrypt(db, gid, &message, true)?);
         }
-        Ok(true)
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]

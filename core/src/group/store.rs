@@ -281,6 +281,8 @@ pub(crate) fn prune(db: &Connection, group: &GroupId, current: u64) -> Result<()
     for sql in [
         "DELETE FROM kith_commits WHERE group_id = ?1 AND parent_epoch < ?2",
         "DELETE FROM kith_epochs WHERE group_id = ?1 AND epoch < ?2",
+        "DELETE FROM kith_fork_pins WHERE group_id = ?1 AND parent_epoch < ?2",
+        "DELETE FROM kith_epoch_members WHERE group_id = ?1 AND epoch < ?2",
     ] {
         db.execute(sql, params![group.0, detect])?;
     }
@@ -308,8 +310,9 @@ pub(crate) fn forget_group(db: &Connection, group: &GroupId) -> Result<(), Group
         super::repair::TABLE,
         super::lineage::TABLE,
         super::branch_lost::TABLE,
-        super::fork_notice::TABLE,
-    ]) {
+    ])
+    .chain(super::fork_notice::TABLES)
+    {
         db.execute(
             &format!("DELETE FROM {table} WHERE group_id = ?1"),
             params![group.0],
@@ -561,6 +564,18 @@ pub(crate) fn reopen_intents(
         params![group.0, parent_epoch as i64, now as i64],
     )?;
     Ok(())
+}
+
+/// We leave our branch at `parent_epoch`: reopens the intents whose commits were on it and
+/// returns the messages we sent on it (`sent_after`), to redo on the new branch.
+pub(crate) fn abandon_from(
+    db: &Connection,
+    group: &GroupId,
+    parent_epoch: u64,
+    now: u64,
+) -> Result<Vec<Vec<u8>>, GroupError> {
+    reopen_intents(db, group, parent_epoch, now)?;
+    sent_after(db, group, parent_epoch)
 }
 
 /// Our own application messages sent in epochs after `parent_epoch` (on a branch that fork

@@ -1,0 +1,98 @@
+//! Forks deeper than the rollback horizon, settled by fork notices (simulator seed 51).
+use kith_core::group::{Event, GroupId, HORIZON};
+
+use super::network::{Envelope, Network, Order};
+
+/// A group of `n` with admins 0 and 1, where device 1 grants device 2 admin (class 1) cut
+/// off from everyone: returns the grant's frames, held back.
+fn grant_held_back(n: usize) -> (Network, GroupId, Vec<(usize, Envelope)>) {
+    let mut net = Network::new(n);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &(1..n).collect::<Vec<_>>());
+    net.run(Order::Sent);
+    net.make_admin(0, &g, &[1]);
+    net.run(Order::Sent);
+    net.make_admin(1, &g, &[2]);
+    let grant = net.take_in_flight();
+    (net, g, grant)
+}
+
+/// Delivers the held frames that go to device 0 (only it learns of device 1's branch).
+fn deliver_to_admin(net: &mut Network, held: Vec<(usize, Envelope)>) {
+    net.put_in_flight(held.into_iter().filter(|(to, _)| *to == 0).collect());
+    net.run(Order::Sent);
+}
+
+/// Seed 51: the only active admin removed a member and went on for more than H epochs,
+/// while the member sat on a branch whose commit wins fork choice at the fork. The admin
+/// cannot roll back and sends a fork notice, but it used to send it only to its current
+/// members — not to the member it had removed, which stayed on its dead branch for good.
+/// Now the notice also reaches those who were members at the fork, and carries the
+/// admin's commits from there on: the member rolls back, follows them, and sees its
+/// removal.
+#[test]
+fn a_member_removed_on_an_admins_deep_branch_follows_the_fork_notice_to_its_removal() {
+    // The admin self-updates on the grant's parent (class 2, so device 1's commit wins
+    // there), removes device 1 and goes deep.
+    let (mut net, g, grant) = grant_held_back(4);
+    net.self_update(0, &g);
+    net.remove(0, &g, &[1]);
+    for _ in 0..=HORIZON {
+        net.self_update(0, &g);
+    }
+    net.run(Order::Sent);
+    assert!(
+        net.has_group(1, &g),
+        "device 1 keeps its branch: its commit wins at the fork"
+    );
+    // The grant reaches the admin only now, beyond its horizon.
+    deliver_to_admin(&mut net, grant);
+    assert!(
+        net.events(1)
+            .iter()
+            .any(|e| matches!(e, Event::Removed { .. })),
+        "device 1 followed the admin's branch to its removal"
+    );
+    assert!(
+        !net.events(1)
+            .iter()
+            .any(|e| matches!(e, Event::RejoinRequested { .. })),
+        "a device that can follow the notice does not ask to be re-added"
+    );
+    net.assert_converged(&g, &[0, 2, 3]);
+    net.send_text(2, &g, "after");
+    net.run(Order::Sent);
+    net.assert_each_shown_once(&g, &[0, 2, 3], &["after"]);
+}
+
+/// The same fork without the removal: the member on the shallow branch follows the
+/// admin's commits from the notice and stays a member, without asking to be re-added; what
+/// it did on its branch (a grant, a message) is redone once, after the whole chain.
+#[test]
+fn a_member_on_a_shallow_branch_follows_the_admins_deep_branch_without_a_re_add() {
+    let (mut net, g, grant) = grant_held_back(3);
+    for _ in 0..=HORIZON + 1 {
+        net.self_update(0, &g);
+    }
+    net.run(Order::Sent);
+    net.send_text(1, &g, "from the shallow branch");
+    deliver_to_admin(&mut net, grant);
+    for i in 0..3 {
+        assert!(
+            net.events(i)
+                .iter()
+                .all(|e| !matches!(e, Event::RejoinRequested { .. })),
+            "device {i} asked to be re-added: {:?}",
+            net.events(i)
+        );
+    }
+    net.assert_converged(&g, &[0, 1, 2]);
+    assert_eq!(
+        net.admins(1, &g),
+        vec![0, 1, 2],
+        "device 1's grant is re-issued on the admin's branch"
+    );
+    net.send_text(1, &g, "back");
+    net.run(Order::Sent);
+    net.assert_each_shown_once(&g, &[0, 1, 2], &["from the shallow branch", "back"]);
+}
