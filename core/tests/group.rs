@@ -9,6 +9,9 @@ mod leaving;
 #[path = "group/deep_forks.rs"]
 mod deep_forks;
 
+#[path = "group/welcomes.rs"]
+mod welcomes;
+
 use kith_core::content::Content;
 use kith_core::group::{encode_admins, Event, GroupError};
 use kith_crypto::mls::openmls::prelude::{Extension, LeafNodeIndex, UnknownExtension};

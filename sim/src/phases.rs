@@ -72,14 +72,16 @@ impl World {
                         .collect()
                 })
                 .unwrap_or_default();
-            let admins = d
+            let admins: Vec<String> = d
                 .engine
                 .admins(&d.conn, &self.group)
                 .unwrap_or_default()
-                .len();
+                .into_iter()
+                .map(|a| a.replace("@sim.example", ""))
+                .collect();
             let online = if d.online { "" } else { " offline" };
             text.push_str(&format!(
-                "\n    d{i}{online}: {epoch:?} {members:?} admins {admins}"
+                "\n    d{i}{online}: {epoch:?} {members:?} admins {admins:?}"
             ));
         }
         text

@@ -9,7 +9,10 @@
 //! the adder sends a signed `JoinHash` control frame with the commit's hash; the device
 //! fills it into its lineage. The frame may arrive before the Welcome, so it is kept until
 //! the device holds that epoch (at most [`MAX_PENDING`] frames in all); a Welcome that
-//! finds its join hash already waiting is judged with it (`fill_from_pending`).
+//! finds its join hash already waiting is judged with it (`fill_from_pending`). A Welcome
+//! that comes first and is ignored as no better than our state — judged without its hash —
+//! waits (at most [`MAX_WAITING_WELCOMES`]) and is judged again when its hash arrives
+//! (seed 486: the device stayed on the branch its first adder had lost).
 use kith_crypto::frame::{Frame, FrameKind};
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
@@ -26,6 +29,9 @@ pub const MAX_JOIN_HASH_LEN: usize = 4 * 1024;
 
 /// The most join-hash frames kept while their Welcome has not been applied.
 pub const MAX_PENDING: i64 = 256;
+
+/// The most Welcomes kept to be judged again when their join hash arrives.
+pub const MAX_WAITING_WELCOMES: i64 = 64;
 
 const CONTEXT: &str = "join-hash";
 
@@ -84,9 +90,49 @@ pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
              id INTEGER PRIMARY KEY,
              group_id BLOB NOT NULL,
              frame BLOB NOT NULL
+         );
+         CREATE TABLE IF NOT EXISTS kith_waiting_welcomes (
+             id INTEGER PRIMARY KEY,
+             group_id BLOB NOT NULL,
+             epoch INTEGER NOT NULL,
+             welcome BLOB NOT NULL UNIQUE
          );",
     )?;
     Ok(())
+}
+
+/// Keeps a Welcome (its `MLSMessage` bytes) for `epoch` of `group` that we ignored before
+/// its join hash came, to judge it again then.
+pub(crate) fn keep_welcome(
+    db: &Connection,
+    group: &GroupId,
+    epoch: u64,
+    welcome: &[u8],
+) -> Result<(), GroupError> {
+    db.execute(
+        "INSERT OR IGNORE INTO kith_waiting_welcomes (group_id, epoch, welcome)
+         VALUES (?1, ?2, ?3)",
+        params![group.0, epoch as i64, welcome],
+    )?;
+    db.execute(
+        "DELETE FROM kith_waiting_welcomes
+         WHERE id <= (SELECT MAX(id) FROM kith_waiting_welcomes) - ?1",
+        params![MAX_WAITING_WELCOMES],
+    )?;
+    Ok(())
+}
+
+/// Takes (removes and returns) the Welcomes waiting for a join hash for `epoch` of `group`.
+fn take_waiting_welcomes(
+    db: &Connection,
+    group: &GroupId,
+    epoch: u64,
+) -> Result<Vec<Vec<u8>>, GroupError> {
+    let mut stmt = db.prepare(
+        "DELETE FROM kith_waiting_welcomes WHERE group_id = ?1 AND epoch = ?2 RETURNING welcome",
+    )?;
+    let rows = stmt.query_map(params![group.0, epoch as i64], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// The join hashes kept for `group`, with their row ids (`None`: a row that no longer
@@ -162,11 +208,13 @@ impl GroupEngine {
         }
     }
 
-    /// A join hash arrived: keep it, and apply it if we already hold its epoch.
+    /// A join hash arrived: keep it, judge again the Welcomes that waited for it, and
+    /// apply it if we already hold its epoch.
     pub(crate) fn receive_join_hash(
         &self,
         db: &Connection,
         frame: JoinHash,
+        out: &mut Output,
     ) -> Result<(), GroupError> {
         db.execute(
             "INSERT INTO kith_join_hashes (group_id, frame) VALUES (?1, ?2)",
@@ -176,7 +224,12 @@ impl GroupEngine {
             "DELETE FROM kith_join_hashes WHERE id <= (SELECT MAX(id) FROM kith_join_hashes) - ?1",
             params![MAX_PENDING],
         )?;
-        self.apply_join_hashes(db, &GroupId(frame.group))
+        let gid = GroupId(frame.group);
+        for welcome in take_waiting_welcomes(db, &gid, frame.epoch)? {
+            tracing::debug!(epoch = frame.epoch, "judging a waiting Welcome again");
+            self.receive_welcome(db, &welcome, out)?;
+        }
+        self.apply_join_hashes(db, &gid)
     }
 
     /// Fills the hash of the commit that added us into our lineage, from a kept join hash

@@ -41,7 +41,9 @@ pub use commands::STASH_TTL;
 pub use errors::GroupError;
 pub use fork::{beats, choose_fork, CommitClass, CommitRank};
 pub use fork_notice::{ForkNotice, MAX_FORK_NOTICE_LEN, MAX_NOTICE_ADMINS};
-pub use join_hash::{JoinHash, MAX_JOIN_HASH_LEN, MAX_PENDING as MAX_PENDING_JOIN_HASHES};
+pub use join_hash::{
+    JoinHash, MAX_JOIN_HASH_LEN, MAX_PENDING as MAX_PENDING_JOIN_HASHES, MAX_WAITING_WELCOMES,
+};
 pub use lineage::{Lineage, LineageEntry, LINEAGE_EXTENSION_TYPE, MAX_LINEAGE_ENTRIES};
 pub use receive::LEAVE_STEP_SECS;
 pub use repair::{RejoinRequest, DETECT_EPOCHS, MAX_REJOIN_REQUEST_LEN};

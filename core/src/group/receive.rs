@@ -48,7 +48,7 @@ impl GroupEngine {
             } else if let Some(notice) = ForkNotice::decode(payload) {
                 self.receive_fork_notice(db, now, notice, &mut out)?;
             } else if let Some(join_hash) = super::JoinHash::decode(payload) {
-                self.receive_join_hash(db, join_hash)?;
+                self.receive_join_hash(db, join_hash, &mut out)?;
             } else {
                 self.receive_rejoin(db, now, payload, &mut out)?;
             }
@@ -61,12 +61,7 @@ impl GroupEngine {
         let bytes = &incoming.frame.payload;
         let message = MlsMessageIn::tls_deserialize_exact(bytes.as_slice()).map_err(malformed)?;
         match message.wire_format() {
-            WireFormat::Welcome => {
-                let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
-                    return Err(GroupError::MalformedMls("not a Welcome".into()));
-                };
-                self.join(db, welcome, &mut out)?;
-            }
+            WireFormat::Welcome => self.receive_welcome(db, bytes, &mut out)?,
             WireFormat::PublicMessage | WireFormat::PrivateMessage => {
                 let protocol = message.try_into_protocol_message().map_err(malformed)?;
                 let gid = GroupId(protocol.group_id().as_slice().to_vec());
@@ -92,7 +87,28 @@ impl GroupEngine {
         Ok(out)
     }
 
-    fn join(&self, db: &Connection, welcome: Welcome, out: &mut Output) -> Result<(), GroupError> {
+    /// A Welcome (`MLSMessage` bytes) arrived, or waited for its join hash and may now be
+    /// judged with it.
+    pub(crate) fn receive_welcome(
+        &self,
+        db: &Connection,
+        bytes: &[u8],
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let message = MlsMessageIn::tls_deserialize_exact(bytes).map_err(malformed)?;
+        let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
+            return Err(GroupError::MalformedMls("not a Welcome".into()));
+        };
+        self.join(db, bytes, welcome, out)
+    }
+
+    fn join(
+        &self,
+        db: &Connection,
+        bytes: &[u8],
+        welcome: Welcome,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
         let provider = self.provider(db);
         let builder =
             match StagedWelcome::build_from_welcome(&provider, &group_join_config(), welcome) {
@@ -116,12 +132,17 @@ impl GroupEngine {
         let staged = builder.replace_old_group().build().map_err(mls)?;
         let context = staged.group_context();
         let welcomed = GroupId(context.group_id().as_slice().to_vec());
+        let epoch = context.epoch().as_u64();
         if let (Some(lineage), Ok(sender)) = (lineage.as_mut(), staged.welcome_sender()) {
             let key = sender.signature_key().as_slice();
-            join_hash::fill_from_pending(db, &welcomed, context.epoch().as_u64(), key, lineage)?;
+            join_hash::fill_from_pending(db, &welcomed, epoch, key, lineage)?;
         }
-        if self.is_stale_welcome(db, &welcomed, context.epoch().as_u64(), lineage.as_ref())? {
+        if self.is_stale_welcome(db, &welcomed, epoch, lineage.as_ref())? {
             tracing::debug!("ignoring a Welcome no better than the group state we hold");
+            // Judged without the hash of its add: look again when the hash comes.
+            if lineage.is_some_and(|l| l.entries.last().is_some_and(|e| e.hash.is_none())) {
+                join_hash::keep_welcome(db, &welcomed, epoch, bytes)?;
+            }
             return Ok(());
         }
         let adder: Option<String> = staged

@@ -126,8 +126,9 @@ impl GroupEngine {
     }
 
     /// We are on the losing side of a fork on `parent`: ask the admins to re-add us with a
-    /// fresh KeyPackage (once until we rejoin) — those we know as members here and
-    /// `winning_admins`, the admins a fork notice says the winning branch has.
+    /// fresh KeyPackage (once until we rejoin) — every admin we know (at most
+    /// [`super::MAX_NOTICE_ADMINS`], members of our branch first) and `winning_admins`, the
+    /// admins a fork notice says the winning branch has.
     pub(crate) fn request_rejoin(
         &self,
         db: &Connection,
@@ -140,16 +141,19 @@ impl GroupEngine {
             return Ok(());
         }
         let group = load(&self.provider(db), gid)?;
-        let admins = super::admin::admins_of(&group);
-        let mut asked: Vec<String> = members_of(&group)
+        // Every admin we know, members of our branch first: one our branch removed may be
+        // on the winning branch, which can count us (seed 382: the winner had been removed
+        // on the branch the device was lost on).
+        let members: Vec<String> = members_of(&group).into_iter().map(|m| m.address).collect();
+        let mut asked: Vec<(bool, String)> = super::admin::admins_of(&group)
             .into_iter()
-            .map(|m| m.address)
-            .filter(|a| admins.contains(a))
             .chain(winning_admins.iter().cloned())
             .filter(|a| *a != self.address)
+            .map(|a| (!members.contains(&a), a))
             .collect();
         asked.sort();
         asked.dedup();
+        asked.truncate(super::MAX_NOTICE_ADMINS);
         if asked.is_empty() {
             tracing::warn!("on a losing branch beyond the horizon and no admin to ask");
             return Ok(());
@@ -163,7 +167,7 @@ impl GroupEngine {
             "INSERT OR IGNORE INTO kith_rejoin_requested (group_id) VALUES (?1)",
             params![gid.0],
         )?;
-        for admin in asked {
+        for (_, admin) in asked {
             out.outgoing.push(Outgoing {
                 recipients: vec![admin.clone()],
                 key: SealKey::Device { address: admin },
