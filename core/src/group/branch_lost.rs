@@ -13,12 +13,11 @@
 //! on that branch (it holds that epoch id) and the signer is an admin there; otherwise (it
 //! has moved to the winning branch meanwhile) the frame changes nothing.
 use kith_crypto::frame::{Frame, FrameKind};
-use kith_crypto::mls::openmls::prelude::OpenMlsProvider as _;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::commands::load;
-use super::errors::{mls, GroupError};
+use super::errors::GroupError;
 use super::store;
 use super::{Event, GroupEngine, GroupId, Outgoing, Output, SealKey};
 
@@ -165,7 +164,7 @@ impl GroupEngine {
             return Ok(());
         }
         let provider = self.provider(db);
-        let mut group = load(&provider, &gid)?;
+        let group = load(&provider, &gid)?;
         let signed = BranchLost::signed_bytes(&lost.group, lost.epoch, &lost.epoch_id);
         let signer =
             super::control::signer_of(&group, &lost.signer, CONTEXT, &signed, &lost.signature);
@@ -181,8 +180,7 @@ impl GroupEngine {
         // Welcome came while we were on this branch; seed 180): ask the admins we know
         // to re-add us. One that does not count us ignores the request.
         self.request_rejoin(db, &gid, lost.epoch.saturating_sub(1), &[], out)?;
-        group.delete(provider.storage()).map_err(mls)?;
-        store::forget_group(db, &gid)?;
+        super::control::drop_group(&provider, db, &gid)?;
         out.events.push(Event::Removed { group: gid });
         Ok(())
     }

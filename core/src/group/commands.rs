@@ -313,10 +313,7 @@ impl GroupEngine {
         store::expire_stash(db, now.saturating_sub(STASH_TTL))?;
         let provider = self.provider(db);
         for gid in super::removal::expired(db, now, now.saturating_sub(STASH_TTL))? {
-            if let Ok(mut group) = load(&provider, &gid) {
-                group.delete(provider.storage()).map_err(mls)?;
-            }
-            store::forget_group(db, &gid)?;
+            super::control::drop_group(&provider, db, &gid)?;
         }
         let mut out = Output::default();
         for group in self.groups(db)? {

@@ -2,8 +2,8 @@
 //! `ForkNotice`) share: a size-capped JSON decoder and the lookup of the member that
 //! signed one.
 use kith_crypto::certificate::DeviceCertificate;
-use kith_crypto::mls::openmls::prelude::{BasicCredential, MlsGroup};
-use kith_crypto::mls::verify_control;
+use kith_crypto::mls::openmls::prelude::{BasicCredential, MlsGroup, OpenMlsProvider as _};
+use kith_crypto::mls::{verify_control, KithProvider};
 use rusqlite::Connection;
 use serde::de::DeserializeOwned;
 
@@ -38,9 +38,19 @@ pub(crate) fn signer_of(
     verify_control(key, context, signed, signature).then_some(address)
 }
 
-/// Whether `key` is the leaf key of a member whose certificate verifies.
-pub(crate) fn is_member_key(group: &MlsGroup, key: &[u8]) -> bool {
-    member_with_key(group, key).is_some()
+/// Deletes the group's openmls state (if it still loads) and everything the engine keeps
+/// about it: we are out of it.
+pub(crate) fn drop_group(
+    provider: &KithProvider<'_>,
+    db: &Connection,
+    group: &GroupId,
+) -> Result<(), GroupError> {
+    if let Ok(mut state) = super::commands::load(provider, group) {
+        state
+            .delete(provider.storage())
+            .map_err(super::errors::mls)?;
+    }
+    store::forget_group(db, group)
 }
 
 fn member_with_key(group: &MlsGroup, key: &[u8]) -> Option<String> {

@@ -55,6 +55,12 @@ pub struct ForkNotice {
     /// asks to re-add it.
     #[serde(default)]
     pub admins: Vec<String>,
+    /// Devices that were members at `parent` and are not on the notifier's branch now (at
+    /// most [`MAX_NOTICE_ADMINS`]): one of them that must yield but cannot follow the
+    /// commits (the first is its own, which openmls cannot process; seed 373) drops the
+    /// group, as following would have removed it.
+    #[serde(default)]
+    pub removed: Vec<String>,
     /// The commits the notifier merged from `parent` on, oldest first (MLSMessage bytes; the
     /// first is the one `hash` names). A member that yields applies them instead of asking
     /// to be re-added. Not signed: each is an MLS commit, checked as such.
@@ -72,9 +78,16 @@ impl ForkNotice {
         serde_json::to_vec(self).expect("a fork notice always serializes")
     }
 
-    /// Parses bytes from the network; `None` if they are not a fork notice.
+    /// Parses bytes from the network; `None` if they are not a fork notice, or list more
+    /// than [`MAX_NOTICE_ADMINS`] admins or removed devices, or an address longer than
+    /// [`super::MAX_ADDRESS_LEN`].
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        super::control::decode_capped(bytes, MAX_FORK_NOTICE_LEN)
+        let notice: Self = super::control::decode_capped(bytes, MAX_FORK_NOTICE_LEN)?;
+        let fits = |list: &[String]| {
+            list.len() <= MAX_NOTICE_ADMINS
+                && list.iter().all(|a| a.len() <= super::MAX_ADDRESS_LEN)
+        };
+        (fits(&notice.admins) && fits(&notice.removed)).then_some(notice)
     }
 
     fn signed_bytes(&self) -> Vec<u8> {
@@ -85,6 +98,7 @@ impl ForkNotice {
         bytes.extend((self.hash.len() as u32).to_be_bytes());
         bytes.extend_from_slice(&self.hash);
         bytes.extend(super::admin::encode_admins(&self.admins));
+        bytes.extend(super::admin::encode_admins(&self.removed));
         bytes
     }
 }
@@ -205,6 +219,16 @@ impl GroupEngine {
             return Ok(());
         }
         let group = load(&self.provider(db), gid)?;
+        let members: Vec<String> = members_of(&group).into_iter().map(|m| m.address).collect();
+        let then = members_at(db, gid, parent)?;
+        let mut removed: Vec<String> = then
+            .iter()
+            .filter(|a| !members.contains(a))
+            .cloned()
+            .collect();
+        removed.sort();
+        removed.dedup();
+        removed.truncate(MAX_NOTICE_ADMINS);
         let mut notice = ForkNotice {
             group: gid.0.clone(),
             parent,
@@ -214,6 +238,7 @@ impl GroupEngine {
                 .into_iter()
                 .take(MAX_NOTICE_ADMINS)
                 .collect(),
+            removed,
             commits: chain_from(db, gid, parent)?,
             signer: self.signer.public_key().to_vec(),
             signature: Vec::new(),
@@ -222,10 +247,9 @@ impl GroupEngine {
             .signer
             .sign_control(CONTEXT, &notice.signed_bytes())
             .to_vec();
-        let mut recipients: Vec<String> = members_of(&group)
+        let mut recipients: Vec<String> = members
             .into_iter()
-            .map(|m| m.address)
-            .chain(members_at(db, gid, parent)?)
+            .chain(then)
             .filter(|a| *a != self.address)
             .collect();
         recipients.sort();
@@ -258,10 +282,16 @@ impl GroupEngine {
         if !super::control::holds_active(db, &gid)? {
             return Ok(());
         }
-        let Some(ours) = store::logged_commit(db, &gid, notice.parent)? else {
+        // What we hold on the parent: a commit we merged, or — if we joined after it (seed
+        // 373) — the one the lineage we joined with lists there.
+        let ours = match store::logged_commit(db, &gid, notice.parent)? {
+            Some(commit) => Some((commit.class, commit.hash)),
+            None => super::lineage::joined_entry(db, &gid, notice.parent)?,
+        };
+        let Some((our_class, our_hash)) = ours else {
             return Ok(());
         };
-        if ours.hash == notice.hash || notice.class > 2 {
+        if our_hash == notice.hash || notice.class > 2 {
             return Ok(());
         }
         let provider = self.provider(db);
@@ -273,14 +303,18 @@ impl GroupEngine {
             tracing::warn!("refusing a fork notice that no member signed");
             return Ok(());
         };
-        let shallow = store::has_snapshot(db, &gid, notice.parent)?;
+        // Shallow: our branch went at most H epochs past the parent (we can roll back
+        // there, or joined after it and are not H past it).
+        let can_roll_back = store::has_snapshot(db, &gid, notice.parent)?;
+        let depth = group.epoch().as_u64().saturating_sub(notice.parent);
+        let shallow = can_roll_back || depth <= super::HORIZON;
         let theirs = CommitRank {
             class: CommitClass::from_i64(i64::from(notice.class)),
             hash: notice.hash.clone(),
         };
         let mine = CommitRank {
-            class: CommitClass::from_i64(ours.class),
-            hash: ours.hash,
+            class: CommitClass::from_i64(our_class),
+            hash: our_hash,
         };
         // Only an admin's branch can re-add us: a shallow branch yields to an admin's deep
         // one; otherwise fork choice at the parent decides. A commit an earlier notice made
@@ -293,11 +327,17 @@ impl GroupEngine {
         if !yields {
             return Ok(());
         }
-        if shallow && self.follow_notice(db, now, &gid, &notice, out)? {
+        if can_roll_back && self.follow_notice(db, now, &gid, &notice, out)? {
             tracing::debug!(
                 parent = notice.parent,
                 "moved to the branch of a fork notice"
             );
+            return Ok(());
+        }
+        if notice.removed.contains(&self.address) {
+            tracing::debug!("the branch of a fork notice no longer counts us");
+            super::control::drop_group(&provider, db, &gid)?;
+            out.events.push(super::Event::Removed { group: gid });
             return Ok(());
         }
         tracing::debug!(shallow, "re-joining the branch of a fork notice");
@@ -377,6 +417,7 @@ mod tests {
             class: 2,
             hash: vec![3; 32],
             admins: vec!["a@x".into()],
+            removed: vec!["b@x".into()],
             commits: vec![vec![6; 40], Vec::new()],
             signer: vec![4; 32],
             signature: vec![5; 64],

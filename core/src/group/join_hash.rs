@@ -14,12 +14,11 @@
 //! waits (at most [`MAX_WAITING_WELCOMES`]) and is judged again when its hash arrives
 //! (seed 486: the device stayed on the branch its first adder had lost).
 use kith_crypto::frame::{Frame, FrameKind};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use kith_crypto::mls::verify_control;
 
-use super::commands::load;
 use super::errors::GroupError;
 use super::lineage::Lineage;
 use super::{GroupEngine, GroupId, Outgoing, Output, SealKey};
@@ -91,6 +90,10 @@ pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
              group_id BLOB NOT NULL,
              frame BLOB NOT NULL
          );
+         CREATE TABLE IF NOT EXISTS kith_adders (
+             group_id BLOB PRIMARY KEY,
+             signer BLOB NOT NULL
+         );
          CREATE TABLE IF NOT EXISTS kith_waiting_welcomes (
              id INTEGER PRIMARY KEY,
              group_id BLOB NOT NULL,
@@ -99,6 +102,34 @@ pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
          );",
     )?;
     Ok(())
+}
+
+/// The table of adders, for `forget_group`.
+pub(crate) const ADDERS: &str = "kith_adders";
+
+/// Records the leaf key of the adder whose Welcome we joined with: only its join hash
+/// names the commit that added us (seed 6079: another adder's, for a competing add at
+/// the same epoch, was filled in instead).
+pub(crate) fn record_adder(
+    db: &Connection,
+    group: &GroupId,
+    signer: &[u8],
+) -> Result<(), GroupError> {
+    db.execute(
+        "INSERT OR REPLACE INTO kith_adders (group_id, signer) VALUES (?1, ?2)",
+        params![group.0, signer],
+    )?;
+    Ok(())
+}
+
+fn adder(db: &Connection, group: &GroupId) -> Result<Option<Vec<u8>>, GroupError> {
+    Ok(db
+        .query_row(
+            "SELECT signer FROM kith_adders WHERE group_id = ?1",
+            params![group.0],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 /// Keeps a Welcome (its `MLSMessage` bytes) for `epoch` of `group` that we ignored before
@@ -233,7 +264,9 @@ impl GroupEngine {
     }
 
     /// Fills the hash of the commit that added us into our lineage, from a kept join hash
-    /// for the epoch we joined at, signed by a member (after a join and on arrival).
+    /// for the epoch we joined at, signed by the adder whose Welcome we took (after a join
+    /// and on arrival). The frame is used up; the others stay (one may name the add of a
+    /// competing Welcome still to come) until [`MAX_PENDING`] prunes them.
     pub(crate) fn apply_join_hashes(
         &self,
         db: &Connection,
@@ -242,23 +275,23 @@ impl GroupEngine {
         if !super::control::holds_active(db, gid)? {
             return Ok(());
         }
-        let Some(parent) = super::lineage::unhashed_join(db, gid)? else {
+        let (Some(parent), Some(adder)) =
+            (super::lineage::unhashed_join(db, gid)?, adder(db, gid)?)
+        else {
             return Ok(());
         };
-        let group = load(&self.provider(db), gid)?;
         for (id, frame) in kept(db, gid)? {
-            // A frame for a later epoch waits for its Welcome; the rest are used up.
-            if frame.as_ref().is_some_and(|f| f.epoch > parent + 1) {
+            let Some(frame) = frame else {
+                db.execute("DELETE FROM kith_join_hashes WHERE id = ?1", params![id])?;
+                continue;
+            };
+            if frame.epoch != parent + 1 || frame.signer != adder {
                 continue;
             }
-            db.execute("DELETE FROM kith_join_hashes WHERE id = ?1", params![id])?;
-            let hash = frame
-                .filter(|f| {
-                    f.epoch == parent + 1 && super::control::is_member_key(&group, &f.signer)
-                })
-                .and_then(|f| f.verified_hash());
-            if let Some(hash) = hash {
+            if let Some(hash) = frame.verified_hash() {
+                db.execute("DELETE FROM kith_join_hashes WHERE id = ?1", params![id])?;
                 super::lineage::set_join_hash(db, gid, parent, hash)?;
+                break;
             }
         }
         Ok(())

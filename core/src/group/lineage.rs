@@ -137,6 +137,22 @@ CREATE TABLE IF NOT EXISTS kith_lineage (
 /// The table, for `forget_group`.
 pub(crate) const TABLE: &str = "kith_lineage";
 
+/// The (class, hash) our joined lineage lists on `parent`, if it lists one with its hash.
+pub(crate) fn joined_entry(
+    db: &Connection,
+    group: &GroupId,
+    parent: u64,
+) -> Result<Option<(i64, Vec<u8>)>, GroupError> {
+    Ok(db
+        .query_row(
+            "SELECT class, hash FROM kith_lineage
+             WHERE group_id = ?1 AND parent_epoch = ?2 AND hash IS NOT NULL",
+            params![group.0, parent as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
 /// Creates the table (idempotent).
 pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
     db.execute_batch(SCHEMA)?;

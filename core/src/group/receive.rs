@@ -133,8 +133,11 @@ impl GroupEngine {
         let context = staged.group_context();
         let welcomed = GroupId(context.group_id().as_slice().to_vec());
         let epoch = context.epoch().as_u64();
-        if let (Some(lineage), Ok(sender)) = (lineage.as_mut(), staged.welcome_sender()) {
-            let key = sender.signature_key().as_slice();
+        let sender_key: Option<Vec<u8>> = staged
+            .welcome_sender()
+            .ok()
+            .map(|leaf| leaf.signature_key().as_slice().to_vec());
+        if let (Some(lineage), Some(key)) = (lineage.as_mut(), &sender_key) {
             join_hash::fill_from_pending(db, &welcomed, epoch, key, lineage)?;
         }
         if self.is_stale_welcome(db, &welcomed, epoch, lineage.as_ref())? {
@@ -171,6 +174,9 @@ impl GroupEngine {
         store::ensure_group_row(db, &gid)?;
         if let Some(lineage) = &lineage {
             lineage::store_joined(db, &gid, lineage)?;
+        }
+        if let Some(key) = &sender_key {
+            join_hash::record_adder(db, &gid, key)?;
         }
         if let Some(request) = &leaving {
             removal::set_leaving(db, &gid, request)?;
@@ -471,8 +477,17 @@ impl GroupEngine {
         tracing::debug!(sent_epoch, current, "application message in");
         if !store::mark_seen(db, gid, &envelope.message.id.0)? {
             // The name is applied again: it is idempotent, and a device that re-joined (its
-            // rows forgotten) must learn it from a message it has seen.
-            if !matches!(envelope.message.content, Content::Rename { .. }) {
+            // rows forgotten) must learn it from a message it has seen. So is a leave
+            // request it no longer remembers (seed 6036: the only admin left to answer it
+            // had re-joined by a Welcome and dropped the leaver's re-sends as seen).
+            let again = match &envelope.message.content {
+                Content::Rename { .. } => true,
+                Content::LeaveRequest => {
+                    !removal::asked_to_leave(db, gid, &device.delivery_address)?
+                }
+                _ => false,
+            };
+            if !again {
                 return Ok(());
             }
         }

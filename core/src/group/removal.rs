@@ -104,6 +104,22 @@ pub(crate) fn leave_requested(
     Ok(())
 }
 
+/// Whether we remember that `address` asked to leave the group.
+pub(crate) fn asked_to_leave(
+    db: &Connection,
+    group: &GroupId,
+    address: &str,
+) -> Result<bool, GroupError> {
+    Ok(db
+        .query_row(
+            "SELECT 1 FROM kith_leave_requests WHERE group_id = ?1 AND address = ?2",
+            params![group.0, address],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
 /// Every address that asked to leave the group.
 pub(crate) fn leave_requests(db: &Connection, group: &GroupId) -> Result<Vec<String>, GroupError> {
     let mut stmt =

@@ -310,6 +310,7 @@ pub(crate) fn forget_group(db: &Connection, group: &GroupId) -> Result<(), Group
         super::repair::TABLE,
         super::lineage::TABLE,
         super::branch_lost::TABLE,
+        super::join_hash::ADDERS,
     ])
     .chain(super::fork_notice::TABLES)
     {

@@ -96,3 +96,49 @@ fn a_member_on_a_shallow_branch_follows_the_admins_deep_branch_without_a_re_add(
     net.run(Order::Sent);
     net.assert_each_shown_once(&g, &[0, 1, 2], &["from the shallow branch", "back"]);
 }
+
+/// Seed 373: the admin's deep branch starts with the member's *own* commit, which the
+/// member rolled back for a better one. openmls cannot process a device's own commit, so
+/// the member cannot follow the notice's chain, and the admin's branch had removed it, so
+/// nobody answers a rejoin request. The notice lists the devices the notifier's branch no
+/// longer counts; such a device drops the group.
+#[test]
+fn a_removed_member_that_cannot_follow_its_own_commit_drops_the_group() {
+    let mut net = Network::new(4);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &[1, 2, 3]);
+    net.run(Order::Sent);
+    net.make_admin(0, &g, &[2]);
+    net.run(Order::Sent);
+    // Device 1's self-update does not reach device 2, whose removal of device 3 on the
+    // same parent (class 0, it wins there) reaches only device 1.
+    net.self_update(1, &g);
+    let update = net.take_in_flight();
+    net.put_in_flight(update.into_iter().filter(|(to, _)| *to != 2).collect());
+    net.run(Order::Sent);
+    net.remove(2, &g, &[3]);
+    let removal = net.take_in_flight();
+    net.put_in_flight(removal.iter().filter(|(to, _)| *to == 1).cloned().collect());
+    net.run(Order::Sent);
+    // The admin, on device 1's commit, removes device 1 and goes deep.
+    net.remove(0, &g, &[1]);
+    for _ in 0..=HORIZON {
+        net.self_update(0, &g);
+    }
+    net.run(Order::Sent);
+    assert!(net.has_group(1, &g));
+    deliver_to_admin(&mut net, removal);
+    assert!(
+        !net.has_group(1, &g),
+        "device 1 dropped the group the admin's branch removed it from"
+    );
+    // Device 2 followed the admin's branch and removed device 3 again there.
+    net.assert_converged(&g, &[0, 2]);
+    assert!(
+        net.events(3)
+            .iter()
+            .any(|e| matches!(e, Event::Removed { .. })),
+        "{:?}",
+        net.events(3)
+    );
+}

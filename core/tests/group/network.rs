@@ -52,6 +52,11 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// Whether it carries a control frame (a join hash, a fork notice, ...).
+    pub fn is_control(&self) -> bool {
+        self.frame.kind == kith_crypto::frame::FrameKind::Control
+    }
+
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match &self.key {

@@ -1,7 +1,10 @@
 //! Welcomes judged against the group state a device already holds (simulator seed 486).
-use kith_core::group::Event;
+use kith_core::group::{Event, GroupId};
 
 use super::network::{Envelope, Network, Order};
+
+/// Frames in flight, each with the index of the device it goes to.
+type Frames = Vec<(usize, Envelope)>;
 
 fn rolled_back(net: &Network, i: usize) -> bool {
     net.events(i)
@@ -14,8 +17,9 @@ fn rolled_back(net: &Network, i: usize) -> bool {
 /// that hash, the Welcome's chain ties with the device's own at the parent of the adds and
 /// is ignored; the device used to stay on the dead branch for good. Now the Welcome waits
 /// and is judged again when its join hash arrives.
-#[test]
-fn a_welcome_ignored_before_its_join_hash_is_taken_when_the_hash_arrives() {
+/// Two admins add device 3 on one parent; returns each adder's frames to device 3, the
+/// loser's first, after the rest has been delivered (so that fork choice has settled).
+fn competing_adds() -> (Network, GroupId, Frames, Frames) {
     let mut net = Network::new(4);
     let g = net.create(0, "g");
     net.add(0, g.clone(), &[1, 2]);
@@ -36,17 +40,53 @@ fn a_welcome_ignored_before_its_join_hash_is_taken_when_the_hash_arrives() {
         rolled_back(&net, 0) != rolled_back(&net, 1),
         "exactly one adder lost fork choice"
     );
-    let (losers, winners) = match rolled_back(&net, 0) {
-        true => (from_0, from_1),
-        false => (from_1, from_0),
-    };
+    match rolled_back(&net, 0) {
+        true => (net, g, from_0, from_1),
+        false => (net, g, from_1, from_0),
+    }
+}
+
+fn assert_on_the_winning_branch(mut net: Network, g: &GroupId) {
+    net.assert_converged(g, &[0, 1, 2, 3]);
+    net.send_text(3, g, "on the winning branch");
+    net.run(Order::Sent);
+    net.assert_each_shown_once(g, &[0, 1, 2, 3], &["on the winning branch"]);
+}
+
+/// Device 3 first hears from the adder whose commit lost, then gets the winner's Welcome
+/// before the winner's `JoinHash`. Judged without that hash, the Welcome's chain ties with
+/// the device's own at the parent of the adds and is ignored; the device used to stay on
+/// the dead branch for good (seed 486). Now the Welcome waits and is judged again when its
+/// join hash arrives.
+#[test]
+fn a_welcome_ignored_before_its_join_hash_is_taken_when_the_hash_arrives() {
+    let (mut net, g, losers, winners) = competing_adds();
     net.put_in_flight(losers);
     net.run(Order::Sent);
     // The winner's frames in the order sent: its Welcome comes before its join hash.
     net.put_in_flight(winners);
     net.run(Order::Sent);
-    net.assert_converged(&g, &[0, 1, 2, 3]);
-    net.send_text(3, &g, "on the winning branch");
-    net.run(Order::Sent);
-    net.assert_each_shown_once(&g, &[0, 1, 2, 3], &["on the winning branch"]);
+    assert_on_the_winning_branch(net, &g);
+}
+
+/// Device 3 joins with the loser's Welcome; the winner's join hash comes next, then the
+/// loser's, then the winner's Welcome. The device must fill in the loser's hash — not the
+/// winner's, which names the add of the Welcome still to come (seed 6079: the winner's
+/// hash was taken as the device's own and used up, and the winner's Welcome then looked
+/// no better).
+#[test]
+fn a_device_takes_the_join_hash_of_the_adder_whose_welcome_it_joined_with() {
+    let (mut net, g, losers, winners) = competing_adds();
+    let split = |frames: Vec<(usize, Envelope)>| -> (Vec<_>, Vec<_>) {
+        frames
+            .into_iter()
+            .partition(|(_, envelope)| envelope.is_control())
+    };
+    let (loser_hash, loser_welcome) = split(losers);
+    let (winner_hash, winner_welcome) = split(winners);
+    for frames in [loser_welcome, winner_hash, loser_hash, winner_welcome] {
+        net.put_in_flight(frames);
+        net.run(Order::Sent);
+    }
+    assert_on_the_winning_branch(net, &g);
 }
