@@ -38,6 +38,29 @@ pub(crate) fn signer_of(
     verify_control(key, context, signed, signature).then_some(address)
 }
 
+/// Like [`signer_of`], for a signer that may not be a member of our branch (a fork notice
+/// from an admin our branch removed, seed 6476): the address of the device whose
+/// `certificate` verifies and names `key`, if it is one of `admins` and the signature
+/// verifies.
+pub(crate) fn admin_signer(
+    admins: &[String],
+    certificate: &[u8],
+    key: &[u8],
+    context: &str,
+    signed: &[u8],
+    signature: &[u8],
+) -> Option<String> {
+    let device = DeviceCertificate::decode(certificate)
+        .ok()?
+        .verify(None)
+        .ok()?;
+    let named = device.device_signature_key[..] == *key;
+    (named
+        && admins.contains(&device.delivery_address)
+        && verify_control(key, context, signed, signature))
+    .then_some(device.delivery_address)
+}
+
 /// Deletes the group's openmls state (if it still loads) and everything the engine keeps
 /// about it: we are out of it.
 pub(crate) fn drop_group(

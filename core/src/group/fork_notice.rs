@@ -17,7 +17,7 @@
 //! may have left the notifier's (seed 389).
 use kith_crypto::frame::{Frame, FrameKind};
 use kith_crypto::mls::openmls::prelude::tls_codec::Deserialize as _;
-use kith_crypto::mls::openmls::prelude::MlsMessageIn;
+use kith_crypto::mls::openmls::prelude::{MlsGroup, MlsMessageIn};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +66,11 @@ pub struct ForkNotice {
     /// to be re-added. Not signed: each is an MLS commit, checked as such.
     #[serde(default, with = "crate::content::b64_list")]
     pub commits: Vec<Vec<u8>>,
+    /// The notifier's device certificate (`DeviceCertificate::encode`), which names
+    /// `signer`: a receiver whose branch no longer counts the notifier still knows it as
+    /// an admin by it.
+    #[serde(default, with = "crate::content::b64")]
+    pub certificate: Vec<u8>,
     /// The notifier's leaf signature key (32 bytes).
     pub signer: Vec<u8>,
     /// Ed25519 over the other fields (`kith_crypto::mls::verify_control`).
@@ -182,6 +187,18 @@ fn pin(db: &Connection, gid: &GroupId, parent: u64, hash: &[u8]) -> Result<(), G
     Ok(())
 }
 
+/// Whether we give up `mine` on the notice's parent for the notifier's commit. Only an
+/// admin's branch can re-add us: a shallow branch yields to an admin's deep one
+/// (`shallow_to_admin`); otherwise fork choice at the parent decides. A commit an earlier
+/// notice made us take (`pinned`) yields only to one that beats it.
+fn yields(notice: &ForkNotice, mine: &CommitRank, shallow_to_admin: bool, pinned: bool) -> bool {
+    let theirs = CommitRank {
+        class: CommitClass::from_i64(i64::from(notice.class)),
+        hash: notice.hash.clone(),
+    };
+    beats(&theirs, mine) || (shallow_to_admin && !pinned)
+}
+
 /// Our logged commits from `parent` on, oldest first, as many as fit in one notice.
 fn chain_from(db: &Connection, gid: &GroupId, parent: u64) -> Result<Vec<Vec<u8>>, GroupError> {
     let mut chain = Vec::new();
@@ -219,16 +236,7 @@ impl GroupEngine {
             return Ok(());
         }
         let group = load(&self.provider(db), gid)?;
-        let members: Vec<String> = members_of(&group).into_iter().map(|m| m.address).collect();
-        let then = members_at(db, gid, parent)?;
-        let mut removed: Vec<String> = then
-            .iter()
-            .filter(|a| !members.contains(a))
-            .cloned()
-            .collect();
-        removed.sort();
-        removed.dedup();
-        removed.truncate(MAX_NOTICE_ADMINS);
+        let (recipients, removed) = self.audience(db, gid, &group, parent)?;
         let mut notice = ForkNotice {
             group: gid.0.clone(),
             parent,
@@ -240,6 +248,7 @@ impl GroupEngine {
                 .collect(),
             removed,
             commits: chain_from(db, gid, parent)?,
+            certificate: self.certificate.encode(),
             signer: self.signer.public_key().to_vec(),
             signature: Vec::new(),
         };
@@ -247,13 +256,6 @@ impl GroupEngine {
             .signer
             .sign_control(CONTEXT, &notice.signed_bytes())
             .to_vec();
-        let mut recipients: Vec<String> = members
-            .into_iter()
-            .chain(then)
-            .filter(|a| *a != self.address)
-            .collect();
-        recipients.sort();
-        recipients.dedup();
         for address in recipients {
             out.outgoing.push(Outgoing {
                 recipients: vec![address.clone()],
@@ -265,6 +267,35 @@ impl GroupEngine {
             });
         }
         Ok(())
+    }
+
+    /// Whom a notice about `parent` goes to — every member now or at `parent` but us — and
+    /// those of `parent` our branch no longer counts (at most [`MAX_NOTICE_ADMINS`]).
+    fn audience(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+        group: &MlsGroup,
+        parent: u64,
+    ) -> Result<(Vec<String>, Vec<String>), GroupError> {
+        let members: Vec<String> = members_of(group).into_iter().map(|m| m.address).collect();
+        let then = members_at(db, gid, parent)?;
+        let mut removed: Vec<String> = then
+            .iter()
+            .filter(|a| !members.contains(a))
+            .cloned()
+            .collect();
+        removed.sort();
+        removed.dedup();
+        removed.truncate(MAX_NOTICE_ADMINS);
+        let mut recipients: Vec<String> = members
+            .into_iter()
+            .chain(then)
+            .filter(|a| *a != self.address)
+            .collect();
+        recipients.sort();
+        recipients.dedup();
+        Ok((recipients, removed))
     }
 
     /// A fork notice arrived: if we hold another commit on its parent, move to the
@@ -297,10 +328,21 @@ impl GroupEngine {
         let provider = self.provider(db);
         let group = load(&provider, &gid)?;
         let signed = notice.signed_bytes();
+        let admins = super::admin::admins_of(&group);
         let signer =
-            super::control::signer_of(&group, &notice.signer, CONTEXT, &signed, &notice.signature);
+            super::control::signer_of(&group, &notice.signer, CONTEXT, &signed, &notice.signature)
+                .or_else(|| {
+                    super::control::admin_signer(
+                        &admins,
+                        &notice.certificate,
+                        &notice.signer,
+                        CONTEXT,
+                        &signed,
+                        &notice.signature,
+                    )
+                });
         let Some(signer) = signer else {
-            tracing::warn!("refusing a fork notice that no member signed");
+            tracing::warn!("refusing a fork notice that no member or admin signed");
             return Ok(());
         };
         // Shallow: our branch went at most H epochs past the parent (we can roll back
@@ -308,23 +350,13 @@ impl GroupEngine {
         let can_roll_back = store::has_snapshot(db, &gid, notice.parent)?;
         let depth = group.epoch().as_u64().saturating_sub(notice.parent);
         let shallow = can_roll_back || depth <= super::HORIZON;
-        let theirs = CommitRank {
-            class: CommitClass::from_i64(i64::from(notice.class)),
-            hash: notice.hash.clone(),
-        };
         let mine = CommitRank {
             class: CommitClass::from_i64(our_class),
             hash: our_hash,
         };
-        // Only an admin's branch can re-add us: a shallow branch yields to an admin's deep
-        // one; otherwise fork choice at the parent decides. A commit an earlier notice made
-        // us take yields only to one that beats it.
-        let notifier_is_admin = super::admin::admins_of(&group).contains(&signer);
-        let yields = match pinned(db, &gid, notice.parent)? {
-            Some(_) => beats(&theirs, &mine),
-            None => (shallow && notifier_is_admin) || beats(&theirs, &mine),
-        };
-        if !yields {
+        let notifier_is_admin = admins.contains(&signer);
+        let pinned = pinned(db, &gid, notice.parent)?.is_some();
+        if !yields(&notice, &mine, shallow && notifier_is_admin, pinned) {
             return Ok(());
         }
         if can_roll_back && self.follow_notice(db, now, &gid, &notice, out)? {
@@ -419,6 +451,7 @@ mod tests {
             admins: vec!["a@x".into()],
             removed: vec!["b@x".into()],
             commits: vec![vec![6; 40], Vec::new()],
+            certificate: vec![7; 10],
             signer: vec![4; 32],
             signature: vec![5; 64],
         };

@@ -28,6 +28,7 @@ mod receive;
 mod removal;
 mod repair;
 mod store;
+mod welcome;
 
 use kith_crypto::certificate::{DeviceCertificate, DeviceId};
 use kith_crypto::frame::Frame;

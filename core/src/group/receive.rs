@@ -4,15 +4,13 @@ use kith_crypto::certificate::{DeviceCertificate, VerifiedDevice};
 use kith_crypto::frame::{Frame, FrameKind};
 use kith_crypto::mls::openmls::prelude::tls_codec::Deserialize as _;
 use kith_crypto::mls::openmls::prelude::*;
-use kith_crypto::mls::{group_join_config, verify_leaf_credential, KithProvider};
+use kith_crypto::mls::{verify_leaf_credential, KithProvider};
 use rusqlite::Connection;
 
 use super::admin;
 use super::commands::{hash, load, members_of, AppEnvelope};
 use super::errors::{malformed, mls, GroupError};
 use super::fork::{beats, CommitClass, CommitRank};
-use super::join_hash;
-use super::lineage::{self, Lineage, LINEAGE_EXTENSION_TYPE};
 use super::removal;
 use super::store::{self, LoggedCommit};
 use super::{
@@ -87,121 +85,6 @@ impl GroupEngine {
         Ok(out)
     }
 
-    /// A Welcome (`MLSMessage` bytes) arrived, or waited for its join hash and may now be
-    /// judged with it.
-    pub(crate) fn receive_welcome(
-        &self,
-        db: &Connection,
-        bytes: &[u8],
-        out: &mut Output,
-    ) -> Result<(), GroupError> {
-        let message = MlsMessageIn::tls_deserialize_exact(bytes).map_err(malformed)?;
-        let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
-            return Err(GroupError::MalformedMls("not a Welcome".into()));
-        };
-        self.join(db, bytes, welcome, out)
-    }
-
-    fn join(
-        &self,
-        db: &Connection,
-        bytes: &[u8],
-        welcome: Welcome,
-        out: &mut Output,
-    ) -> Result<(), GroupError> {
-        let provider = self.provider(db);
-        let builder =
-            match StagedWelcome::build_from_welcome(&provider, &group_join_config(), welcome) {
-                Ok(builder) => builder,
-                Err(error) => {
-                    // Not for any KeyPackage we hold (or a duplicate of one already used).
-                    tracing::debug!(?error, "ignoring a Welcome we cannot open");
-                    return Ok(());
-                }
-            };
-        let mut lineage = builder
-            .processed_welcome()
-            .unverified_group_info()
-            .extensions()
-            .unknown(LINEAGE_EXTENSION_TYPE)
-            .and_then(|extension| Lineage::decode(&extension.0));
-        let used = match builder.processed_welcome().own_key_package() {
-            Some(package) => Some(package.hash_ref(provider.crypto()).map_err(mls)?),
-            None => None,
-        };
-        let staged = builder.replace_old_group().build().map_err(mls)?;
-        let context = staged.group_context();
-        let welcomed = GroupId(context.group_id().as_slice().to_vec());
-        let epoch = context.epoch().as_u64();
-        let sender_key: Option<Vec<u8>> = staged
-            .welcome_sender()
-            .ok()
-            .map(|leaf| leaf.signature_key().as_slice().to_vec());
-        if let (Some(lineage), Some(key)) = (lineage.as_mut(), &sender_key) {
-            join_hash::fill_from_pending(db, &welcomed, epoch, key, lineage)?;
-        }
-        if self.is_stale_welcome(db, &welcomed, epoch, lineage.as_ref())? {
-            tracing::debug!("ignoring a Welcome no better than the group state we hold");
-            // Judged without the hash of its add: look again when the hash comes.
-            if lineage.is_some_and(|l| l.entries.last().is_some_and(|e| e.hash.is_none())) {
-                join_hash::keep_welcome(db, &welcomed, epoch, bytes)?;
-            }
-            return Ok(());
-        }
-        let adder: Option<String> = staged
-            .welcome_sender()
-            .ok()
-            .and_then(|leaf| {
-                verify_leaf_credential(leaf.credential(), leaf.signature_key(), None).ok()
-            })
-            .map(|device| device.delivery_address);
-        // Members accepted the add only from an admin of its parent epoch, and admins are
-        // never dropped: a Welcome from anyone else is not one the group made.
-        let admins = admin::admins_in(context.extensions());
-        if !adder.is_some_and(|adder| admins.contains(&adder)) {
-            tracing::warn!("refusing a Welcome whose sender is not an admin of the group");
-            return Ok(());
-        }
-        for member in staged.members() {
-            let key = SignaturePublicKey::from(member.signature_key.clone());
-            verify_leaf_credential(&member.credential, &key, None)
-                .map_err(GroupError::CertificateMismatch)?;
-        }
-        let (resend, leaving) = carried_over(db, &welcomed)?;
-        let group = staged.into_group(&provider).map_err(mls)?;
-        let gid = GroupId(group.group_id().as_slice().to_vec());
-        store::forget_group(db, &gid)?;
-        store::ensure_group_row(db, &gid)?;
-        if let Some(lineage) = &lineage {
-            lineage::store_joined(db, &gid, lineage)?;
-        }
-        if let Some(key) = &sender_key {
-            join_hash::record_adder(db, &gid, key)?;
-        }
-        if let Some(request) = &leaving {
-            removal::set_leaving(db, &gid, request)?;
-        }
-        if let Some(used) = used {
-            store::used_key_package(
-                db,
-                &gid,
-                group.epoch().as_u64(),
-                &serde_json::to_vec(&used)?,
-            )?;
-        }
-        self.record_current_epoch(db, &provider, &group, &gid)?;
-        for message in resend {
-            out.outgoing.push(self.encrypt(db, &gid, &message, true)?);
-        }
-        self.apply_join_hashes(db, &gid)?;
-        out.events.push(Event::Joined { group: gid.clone() });
-        out.events.push(Event::EpochChanged {
-            group: gid,
-            epoch: group.epoch().as_u64(),
-        });
-        Ok(())
-    }
-
     pub(crate) fn receive_commit(
         &self,
         db: &Connection,
@@ -231,8 +114,25 @@ impl GroupEngine {
             tracing::debug!(parent, current, "commit for an epoch not reached");
             return Ok(());
         }
+        self.compete(db, now, gid, parent, protocol, hash, bytes, out)
+    }
+
+    /// A commit for a parent we moved past: fork choice against the commit we merged
+    /// there — by rollback within the horizon, by a fork notice or re-join beyond it.
+    #[allow(clippy::too_many_arguments)]
+    fn compete(
+        &self,
+        db: &Connection,
+        now: u64,
+        gid: &GroupId,
+        parent: u64,
+        protocol: ProtocolMessage,
+        hash: Vec<u8>,
+        bytes: &[u8],
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
         let Some(incumbent) = store::logged_commit(db, gid, parent)? else {
-            tracing::debug!(parent, current, "commit beyond the horizon");
+            tracing::debug!(parent, "commit beyond the horizon");
             return Ok(());
         };
         if incumbent.hash == hash {
@@ -611,34 +511,6 @@ impl GroupEngine {
         store::add_intent(db, gid, &intent, due)?;
         Ok(())
     }
-}
-
-/// What a device joining from a Welcome while it holds the group sends again, read before
-/// the group's rows are forgotten. Moving to another branch (or back after a removal), what
-/// we sent on the old one is sent on the new one (same ids, so nobody is shown it twice),
-/// and a pending leave request goes along and stays pending (returned second) — unless a
-/// commit removed us: that answered the request, and this Welcome is a new membership.
-fn carried_over(
-    db: &Connection,
-    gid: &GroupId,
-) -> Result<(Vec<AppMessage>, Option<Vec<u8>>), GroupError> {
-    let mut sent = store::all_sent(db, gid)?;
-    let removed = removal::removed_parent(db, gid)?.is_some();
-    let leaving = match removed {
-        true => None,
-        false => removal::leaving(db, gid)?,
-    };
-    if let Some(request) = leaving.as_ref().filter(|r| !sent.contains(r)) {
-        sent.push(request.clone());
-    }
-    let mut messages = Vec::with_capacity(sent.len());
-    for encoded in sent {
-        let message = AppMessage::decode(&encoded)?;
-        if !(removed && matches!(message.content, Content::LeaveRequest)) {
-            messages.push(message);
-        }
-    }
-    Ok((messages, leaving))
 }
 
 /// Checks every leaf a commit brings in (adds, updates, the committer's new path leaf).

@@ -270,36 +270,8 @@ fn requester(
         .cloned()
 }
 
-impl GroupEngine {
-    /// A Welcome for a group we already hold replaces our state only if we asked to be
-    /// re-added, were removed, or it is for a later epoch than ours: a duplicated or late
-    /// Welcome must not roll an up-to-date device back to the epoch it joined at.
-    pub(crate) fn is_stale_welcome(
-        &self,
-        db: &Connection,
-        gid: &GroupId,
-        epoch: u64,
-        lineage: Option<&Lineage>,
-    ) -> Result<bool, GroupError> {
-        if !store::is_member_group(db, gid)?
-            || super::removal::removed_parent(db, gid)?.is_some()
-            || already_requested(db, gid)?
-        {
-            return Ok(false);
-        }
-        let provider = self.provider(db);
-        let Ok(group) = load(&provider, gid) else {
-            return Ok(false);
-        };
-        let ours = group.epoch().as_u64();
-        Ok(match lineage {
-            Some(lineage) => !super::lineage::welcome_is_better(db, gid, ours, epoch, lineage)?,
-            None => ours >= epoch,
-        })
-    }
-}
-
-fn already_requested(db: &Connection, gid: &GroupId) -> Result<bool, GroupError> {
+/// Whether we asked to be re-added and have not re-joined since.
+pub(crate) fn already_requested(db: &Connection, gid: &GroupId) -> Result<bool, GroupError> {
     Ok(db
         .query_row(
             "SELECT 1 FROM kith_rejoin_requested WHERE group_id = ?1",

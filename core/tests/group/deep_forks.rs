@@ -142,3 +142,41 @@ fn a_removed_member_that_cannot_follow_its_own_commit_drops_the_group() {
         net.events(3)
     );
 }
+
+/// Seed 6476: an admin that our branch removed went deep on its own branch. Its fork
+/// notice is signed by a leaf that is not in our tree, so it used to be refused, and the
+/// group stayed split. The notice now carries the notifier's certificate: a device on the
+/// admin list is believed even when our branch dropped it.
+#[test]
+fn a_fork_notice_from_an_admin_our_branch_removed_is_believed() {
+    let mut net = Network::new(3);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &[1, 2]);
+    net.run(Order::Sent);
+    net.make_admin(0, &g, &[1]);
+    net.run(Order::Sent);
+    // Admin 1 removes admin 0, cut off from it; admin 0 goes deep on the same parent.
+    net.remove(1, &g, &[0]);
+    let removal = net.take_in_flight();
+    net.put_in_flight(removal.iter().filter(|(to, _)| *to != 0).cloned().collect());
+    net.run(Order::Sent);
+    for _ in 0..=HORIZON {
+        net.self_update(0, &g);
+    }
+    net.run(Order::Sent);
+    // The removal reaches admin 0 beyond its horizon: it tells devices 1 and 2, which
+    // follow its branch; there device 1 removes it again.
+    deliver_to_admin(&mut net, removal);
+    net.advance(1);
+    net.run(Order::Sent);
+    assert!(
+        net.events(0)
+            .iter()
+            .any(|e| matches!(e, Event::Removed { .. })),
+        "admin 0 learns its removal on its own branch"
+    );
+    net.assert_converged(&g, &[1, 2]);
+    net.send_text(2, &g, "one branch");
+    net.run(Order::Sent);
+    net.assert_each_shown_once(&g, &[1, 2], &["one branch"]);
+}

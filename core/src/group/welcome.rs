@@ -1,0 +1,225 @@
+//! Welcomes: joining a group, and judging a Welcome for a group we already hold.
+//!
+//! A Welcome for a group we do not hold is taken if its sender is an admin and every leaf
+//! of its tree carries a certificate that verifies. One for a group we hold replaces our
+//! state only if it is better (`lineage.rs`: fork choice at the first parent where the
+//! chains differ), or if we asked to be re-added or were removed. A Welcome judged before
+//! the hash of its own add arrived waits for it (`join_hash.rs`).
+use kith_crypto::mls::openmls::prelude::tls_codec::Deserialize as _;
+use kith_crypto::mls::openmls::prelude::*;
+use kith_crypto::mls::{group_join_config, verify_leaf_credential};
+use rusqlite::Connection;
+
+use super::admin;
+use super::commands::load;
+use super::errors::{malformed, mls, GroupError};
+use super::join_hash;
+use super::lineage::{self, Lineage, LINEAGE_EXTENSION_TYPE};
+use super::removal;
+use super::store;
+use super::{Event, GroupEngine, GroupId, Output};
+use crate::content::{AppMessage, Content};
+
+/// A Welcome we could open, staged but not yet taken.
+struct OpenedWelcome {
+    staged: StagedWelcome,
+    /// The group it is for, and the epoch it puts us in.
+    group: GroupId,
+    epoch: u64,
+    /// The adder's chain, with the hash of the add filled in if its join hash came first.
+    lineage: Option<Lineage>,
+    /// The adder's leaf signature key.
+    adder_key: Option<Vec<u8>>,
+    /// Our KeyPackage it used.
+    used: Option<KeyPackageRef>,
+}
+
+impl GroupEngine {
+    /// A Welcome (`MLSMessage` bytes) arrived, or waited for its join hash and may now be
+    /// judged with it.
+    pub(crate) fn receive_welcome(
+        &self,
+        db: &Connection,
+        bytes: &[u8],
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let message = MlsMessageIn::tls_deserialize_exact(bytes).map_err(malformed)?;
+        let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
+            return Err(GroupError::MalformedMls("not a Welcome".into()));
+        };
+        let Some(opened) = self.open_welcome(db, welcome)? else {
+            return Ok(());
+        };
+        let lineage = opened.lineage.as_ref();
+        if self.is_stale_welcome(db, &opened.group, opened.epoch, lineage)? {
+            tracing::debug!("ignoring a Welcome no better than the group state we hold");
+            // Judged without the hash of its add: look again when the hash comes.
+            if lineage.is_some_and(|l| l.entries.last().is_some_and(|e| e.hash.is_none())) {
+                join_hash::keep_welcome(db, &opened.group, opened.epoch, bytes)?;
+            }
+            return Ok(());
+        }
+        // Members accepted the add only from an admin of its parent epoch, and admins are
+        // never dropped: a Welcome from anyone else is not one the group made.
+        if !made_by_an_admin(&opened.staged) {
+            tracing::warn!("refusing a Welcome whose sender is not an admin of the group");
+            return Ok(());
+        }
+        for member in opened.staged.members() {
+            let key = SignaturePublicKey::from(member.signature_key.clone());
+            verify_leaf_credential(&member.credential, &key, None)
+                .map_err(GroupError::CertificateMismatch)?;
+        }
+        self.take_welcome(db, opened, out)
+    }
+
+    /// Opens and stages a Welcome; `None` if it is for no KeyPackage we hold (or a
+    /// duplicate of one already used).
+    fn open_welcome(
+        &self,
+        db: &Connection,
+        welcome: Welcome,
+    ) -> Result<Option<OpenedWelcome>, GroupError> {
+        let provider = self.provider(db);
+        let builder =
+            match StagedWelcome::build_from_welcome(&provider, &group_join_config(), welcome) {
+                Ok(builder) => builder,
+                Err(error) => {
+                    tracing::debug!(?error, "ignoring a Welcome we cannot open");
+                    return Ok(None);
+                }
+            };
+        let mut lineage = builder
+            .processed_welcome()
+            .unverified_group_info()
+            .extensions()
+            .unknown(LINEAGE_EXTENSION_TYPE)
+            .and_then(|extension| Lineage::decode(&extension.0));
+        let used = match builder.processed_welcome().own_key_package() {
+            Some(package) => Some(package.hash_ref(provider.crypto()).map_err(mls)?),
+            None => None,
+        };
+        let staged = builder.replace_old_group().build().map_err(mls)?;
+        let context = staged.group_context();
+        let group = GroupId(context.group_id().as_slice().to_vec());
+        let epoch = context.epoch().as_u64();
+        let adder_key: Option<Vec<u8>> = staged
+            .welcome_sender()
+            .ok()
+            .map(|leaf| leaf.signature_key().as_slice().to_vec());
+        if let (Some(lineage), Some(key)) = (lineage.as_mut(), &adder_key) {
+            join_hash::fill_from_pending(db, &group, epoch, key, lineage)?;
+        }
+        Ok(Some(OpenedWelcome {
+            staged,
+            group,
+            epoch,
+            lineage,
+            adder_key,
+            used,
+        }))
+    }
+
+    /// Replaces whatever we held of the group with the Welcome's state, and re-sends what
+    /// we had sent on the branch we leave.
+    fn take_welcome(
+        &self,
+        db: &Connection,
+        opened: OpenedWelcome,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let provider = self.provider(db);
+        let gid = opened.group;
+        let (resend, leaving) = carried_over(db, &gid)?;
+        let group = opened.staged.into_group(&provider).map_err(mls)?;
+        store::forget_group(db, &gid)?;
+        store::ensure_group_row(db, &gid)?;
+        if let Some(lineage) = &opened.lineage {
+            lineage::store_joined(db, &gid, lineage)?;
+        }
+        if let Some(key) = &opened.adder_key {
+            join_hash::record_adder(db, &gid, key)?;
+        }
+        if let Some(request) = &leaving {
+            removal::set_leaving(db, &gid, request)?;
+        }
+        let epoch = group.epoch().as_u64();
+        if let Some(used) = opened.used {
+            store::used_key_package(db, &gid, epoch, &serde_json::to_vec(&used)?)?;
+        }
+        self.record_current_epoch(db, &provider, &group, &gid)?;
+        for message in resend {
+            out.outgoing.push(self.encrypt(db, &gid, &message, true)?);
+        }
+        self.apply_join_hashes(db, &gid)?;
+        out.events.push(Event::Joined { group: gid.clone() });
+        out.events.push(Event::EpochChanged { group: gid, epoch });
+        Ok(())
+    }
+
+    /// A Welcome for a group we already hold replaces our state only if we asked to be
+    /// re-added, were removed, or it is for a later epoch than ours: a duplicated or late
+    /// Welcome must not roll an up-to-date device back to the epoch it joined at.
+    pub(crate) fn is_stale_welcome(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+        epoch: u64,
+        lineage: Option<&Lineage>,
+    ) -> Result<bool, GroupError> {
+        if !store::is_member_group(db, gid)?
+            || super::removal::removed_parent(db, gid)?.is_some()
+            || super::repair::already_requested(db, gid)?
+        {
+            return Ok(false);
+        }
+        let provider = self.provider(db);
+        let Ok(group) = load(&provider, gid) else {
+            return Ok(false);
+        };
+        let ours = group.epoch().as_u64();
+        Ok(match lineage {
+            Some(lineage) => !super::lineage::welcome_is_better(db, gid, ours, epoch, lineage)?,
+            None => ours >= epoch,
+        })
+    }
+}
+
+/// Whether the Welcome's sender is an admin in the group context it carries.
+fn made_by_an_admin(staged: &StagedWelcome) -> bool {
+    let adder = staged
+        .welcome_sender()
+        .ok()
+        .and_then(|leaf| verify_leaf_credential(leaf.credential(), leaf.signature_key(), None).ok())
+        .map(|device| device.delivery_address);
+    let admins = admin::admins_in(staged.group_context().extensions());
+    adder.is_some_and(|adder| admins.contains(&adder))
+}
+
+/// What a device joining from a Welcome while it holds the group sends again, read before
+/// the group's rows are forgotten. Moving to another branch (or back after a removal), what
+/// we sent on the old one is sent on the new one (same ids, so nobody is shown it twice),
+/// and a pending leave request goes along and stays pending (returned second) — unless a
+/// commit removed us: that answered the request, and this Welcome is a new membership.
+fn carried_over(
+    db: &Connection,
+    gid: &GroupId,
+) -> Result<(Vec<AppMessage>, Option<Vec<u8>>), GroupError> {
+    let mut sent = store::all_sent(db, gid)?;
+    let removed = removal::removed_parent(db, gid)?.is_some();
+    let leaving = match removed {
+        true => None,
+        false => removal::leaving(db, gid)?,
+    };
+    if let Some(request) = leaving.as_ref().filter(|r| !sent.contains(r)) {
+        sent.push(request.clone());
+    }
+    let mut messages = Vec::with_capacity(sent.len());
+    for encoded in sent {
+        let message = AppMessage::decode(&encoded)?;
+        if !(removed && matches!(message.content, Content::LeaveRequest)) {
+            messages.push(message);
+        }
+    }
+    Ok((messages, leaving))
+}
