@@ -182,7 +182,7 @@ impl GroupEngine {
             db,
             now,
             group,
-            vec![super::commands::Intent::Grant { addresses }],
+            vec![super::intents::Intent::Grant { addresses }],
         )
     }
 

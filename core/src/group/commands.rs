@@ -1,7 +1,6 @@
 //! Commands from this device: create, add, remove, self-update, leave, rename, send; and the
-//! bookkeeping every merge shares.
-use std::collections::HashSet;
-
+//! bookkeeping every merge shares. The commits behind add, remove and self-update are
+//! intents (`intents.rs`).
 use kith_crypto::frame::{Frame, FrameKind};
 use kith_crypto::mls::openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use kith_crypto::mls::openmls::prelude::*;
@@ -14,47 +13,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::errors::{malformed, mls, GroupError};
-use super::fork::CommitClass;
-use super::lineage;
-use super::store::{self, LoggedCommit};
+use super::intents::Intent;
+use super::store;
 use super::{Event, GroupEngine, GroupId, MemberInfo, NewDevice, Output, SealKey};
 use super::{Outgoing, StashedEnvelope};
 use crate::content::{AppMessage, Content, MessageId};
-
-/// A change this device wants committed; kept until a commit of ours carrying it stays on
-/// the chain, and re-issued when fork choice drops that commit.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum Intent {
-    /// Add these devices: (KeyPackage bytes, expected identity key bytes).
-    Add { devices: Vec<(Vec<u8>, [u8; 32])> },
-    /// Remove the devices with these delivery addresses.
-    Remove { addresses: Vec<String> },
-    /// Refresh this device's leaf keys.
-    SelfUpdate,
-    /// Make the member devices with these delivery addresses admins.
-    Grant { addresses: Vec<String> },
-    /// Re-add a member device that fell on a losing branch beyond the horizon: remove its
-    /// old leaf and add this KeyPackage (whose certificate is signed by `identity`).
-    Readd {
-        /// The new KeyPackage.
-        key_package: Vec<u8>,
-        /// The identity key of the device's owner.
-        identity: [u8; 32],
-    },
-}
-
-impl Intent {
-    /// The intent's kind, for logs (never its content).
-    fn kind(&self) -> &'static str {
-        match self {
-            Intent::Add { .. } => "add",
-            Intent::Remove { .. } => "remove",
-            Intent::SelfUpdate => "self-update",
-            Intent::Readd { .. } => "re-add",
-            Intent::Grant { .. } => "grant",
-        }
-    }
-}
 
 /// What an application message carries around the content: the sender's epoch id, for
 /// anti-entropy (the epoch number is in the MLS header).
@@ -104,7 +67,8 @@ pub(crate) fn serialize(message: &MlsMessageOut) -> Result<Vec<u8>, GroupError> 
     message.tls_serialize_detached().map_err(malformed)
 }
 
-fn mls_frame(payload: Vec<u8>) -> Frame {
+/// An MLS frame carrying `payload`.
+pub(crate) fn mls_frame(payload: Vec<u8>) -> Frame {
     Frame {
         kind: FrameKind::Mls,
         payload,
@@ -321,240 +285,6 @@ impl GroupEngine {
         }
         self.finish(db, &mut out)?;
         Ok(out)
-    }
-
-    /// Records intents and carries them out now, in order.
-    pub(crate) fn issue(
-        &self,
-        db: &Connection,
-        now: u64,
-        group: &GroupId,
-        intents: Vec<Intent>,
-    ) -> Result<Output, GroupError> {
-        load(&self.provider(db), group)?;
-        super::removal::require_active(db, group)?;
-        for intent in &intents {
-            store::add_intent(db, group, intent, now)?;
-        }
-        let mut out = Output::default();
-        self.run_intents(db, now, group, &mut out)?;
-        self.finish(db, &mut out)?;
-        Ok(out)
-    }
-
-    /// Carries out every pending intent of the group that is due.
-    pub(crate) fn run_intents(
-        &self,
-        db: &Connection,
-        now: u64,
-        group: &GroupId,
-        out: &mut Output,
-    ) -> Result<(), GroupError> {
-        // A device a commit (tentatively) removed commits nothing: its state stays at the
-        // removal's parent only so that fork choice can still keep it (seed 436: it
-        // answered a leave request from there and its commit won against its own removal).
-        if super::removal::removed_parent(db, group)?.is_some() {
-            return Ok(());
-        }
-        for (id, intent) in store::due_intents(db, group, now)? {
-            tracing::debug!(id, kind = intent.kind(), "running an intent");
-            match self.execute(db, group, id, intent, out) {
-                // The transaction is failing (or was interrupted): let it roll back whole.
-                Err(error @ GroupError::Database(_)) => return Err(error),
-                Err(error) => {
-                    tracing::warn!(%error, "dropping an intent that cannot be committed");
-                    store::delete_intent(db, id)?;
-                }
-                Ok(()) => {}
-            }
-        }
-        Ok(())
-    }
-
-    fn execute(
-        &self,
-        db: &Connection,
-        gid: &GroupId,
-        id: i64,
-        intent: Intent,
-        out: &mut Output,
-    ) -> Result<(), GroupError> {
-        let provider = self.provider(db);
-        let mut group = load(&provider, gid)?;
-        let members = members_of(&group);
-        if !matches!(intent, Intent::SelfUpdate) {
-            self.require_admin(db, gid)?;
-        }
-        let (commit, welcome, added) = match intent {
-            Intent::Add { devices } => {
-                let present: HashSet<Vec<u8>> = group.members().map(|m| m.signature_key).collect();
-                let mut packages = Vec::new();
-                let mut added = Vec::new();
-                for (bytes, identity) in devices {
-                    let (package, address) = parse_key_package(&provider, &bytes, &identity)?;
-                    if !present.contains(package.leaf_node().signature_key().as_slice()) {
-                        packages.push(package);
-                        added.push(address);
-                    }
-                }
-                if packages.is_empty() {
-                    return store::delete_intent(db, id);
-                }
-                let lineage =
-                    lineage::for_add(db, gid, group.epoch().as_u64(), CommitClass::AddOrContext)?;
-                let (commit, welcome) =
-                    self.welcoming_commit(&provider, &mut group, Vec::new(), packages, &lineage)?;
-                (commit, Some(welcome), added)
-            }
-            Intent::Remove { addresses } => {
-                let leaves: Vec<LeafNodeIndex> = members
-                    .iter()
-                    .filter(|m| addresses.contains(&m.address) && m.address != self.address)
-                    .map(|m| LeafNodeIndex::new(m.leaf_index))
-                    .collect();
-                if leaves.is_empty() {
-                    return store::delete_intent(db, id);
-                }
-                let commit = self.removal_commit(db, &mut group, &leaves)?;
-                (commit, None, Vec::new())
-            }
-            Intent::Readd {
-                key_package,
-                identity,
-            } => {
-                let lineage =
-                    lineage::for_add(db, gid, group.epoch().as_u64(), CommitClass::Removal)?;
-                match self.readd_commit(&provider, &mut group, &key_package, &identity, &lineage)? {
-                    Some((commit, welcome, address)) => (commit, Some(welcome), vec![address]),
-                    None => return store::delete_intent(db, id),
-                }
-            }
-            Intent::Grant { addresses } => {
-                match self.grant_commit(&provider, &mut group, &addresses)? {
-                    Some(commit) => (commit, None, Vec::new()),
-                    None => return store::delete_intent(db, id),
-                }
-            }
-            Intent::SelfUpdate => {
-                let bundle = group
-                    .self_update(&provider, &self.signer, LeafNodeParameters::default())
-                    .map_err(mls)?;
-                (bundle.into_commit(), None, Vec::new())
-            }
-        };
-        // Judged from the staged commit, as for incoming ones (`merge_staged`).
-        let brings_answerers = group
-            .pending_commit()
-            .is_some_and(super::admin::brings_answerers);
-        let hash = self.commit_own(db, &provider, &mut group, gid, commit, out)?;
-        store::settle_intent(db, id, group.epoch().as_u64() - 1, &hash)?;
-        if let Some(welcome) = welcome {
-            for address in &added {
-                super::branch_lost::welcomed(db, gid, address, group.epoch().as_u64())?;
-            }
-            let welcome = serialize(&welcome)?;
-            out.outgoing.extend(added.iter().map(|address| Outgoing {
-                recipients: vec![address.clone()],
-                key: SealKey::Device {
-                    address: address.clone(),
-                },
-                frame: mls_frame(welcome.clone()),
-            }));
-            self.send_join_hash(gid, group.epoch().as_u64(), &hash, &added, out);
-            self.resend_name(db, gid, out)?;
-        }
-        if brings_answerers {
-            self.resend_leave_request(db, gid, out)?;
-        }
-        Ok(())
-    }
-
-    /// A commit that removes `removals` and adds `packages`, with a Welcome whose GroupInfo
-    /// carries `lineage`; staged as our pending commit. Returns (commit, Welcome).
-    pub(crate) fn welcoming_commit(
-        &self,
-        provider: &KithProvider<'_>,
-        group: &mut MlsGroup,
-        removals: Vec<LeafNodeIndex>,
-        packages: Vec<KeyPackage>,
-        lineage: &lineage::Lineage,
-    ) -> Result<(MlsMessageOut, MlsMessageOut), GroupError> {
-        let bundle = group
-            .commit_builder()
-            .propose_removals(removals)
-            .propose_adds(packages)
-            .force_self_update(true)
-            .load_psks(provider.storage())
-            .map_err(mls)?
-            .create_group_info_with_extensions([lineage.to_extension()])
-            .map_err(mls)?
-            .build(provider.rand(), provider.crypto(), &self.signer, |_| true)
-            .map_err(mls)?
-            .stage_commit(provider)
-            .map_err(mls)?;
-        let welcome = bundle
-            .to_welcome_msg()
-            .ok_or_else(|| GroupError::Mls("a commit that adds without a Welcome".into()))?;
-        Ok((bundle.into_commit(), welcome))
-    }
-
-    /// Sends the group's current name message again (same id and time), so that devices
-    /// just added learn it; everyone else has seen that id and ignores it.
-    fn resend_name(
-        &self,
-        db: &Connection,
-        group: &GroupId,
-        out: &mut Output,
-    ) -> Result<(), GroupError> {
-        let (name, sent_at, id): (String, i64, Vec<u8>) = db.query_row(
-            "SELECT name, name_sent_at, name_message_id FROM kith_groups WHERE group_id = ?1",
-            params![group.0],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
-        let id: [u8; 16] = id.try_into().map_err(|_| GroupError::UnknownGroup)?;
-        let message = AppMessage {
-            id: MessageId(id),
-            sent_at: sent_at as u64,
-            content: Content::Rename { name },
-        };
-        out.outgoing.push(self.encrypt(db, group, &message, false)?);
-        Ok(())
-    }
-
-    /// Merges a commit this device just created and sends it to the members of the parent
-    /// epoch (so removed devices learn of their removal). Returns the commit's hash.
-    fn commit_own(
-        &self,
-        db: &Connection,
-        provider: &KithProvider<'_>,
-        group: &mut MlsGroup,
-        gid: &GroupId,
-        commit: MlsMessageOut,
-        out: &mut Output,
-    ) -> Result<Vec<u8>, GroupError> {
-        let parent = group.epoch().as_u64();
-        let bytes = serialize(&commit)?;
-        let class = group
-            .pending_commit()
-            .map(CommitClass::of)
-            .ok_or_else(|| GroupError::Mls("no pending commit after creating one".into()))?;
-        let hash = hash(provider, &bytes)?;
-        out.outgoing.push(Outgoing {
-            recipients: self.recipients(group),
-            key: self.seal_key(db, gid, parent)?,
-            frame: mls_frame(bytes.clone()),
-        });
-        let before = members_of(group);
-        store::snapshot(db, gid, parent)?;
-        group.merge_pending_commit(provider).map_err(mls)?;
-        let logged = LoggedCommit {
-            class: class.to_i64(),
-            hash: hash.clone(),
-            message: bytes,
-        };
-        store::log_commit(db, gid, parent, &logged)?;
-        self.after_merge(db, provider, group, gid, &before, out)?;
-        Ok(hash)
     }
 
     /// Bookkeeping after any merge: record the new epoch, prune beyond the horizon, and

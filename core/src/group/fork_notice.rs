@@ -347,7 +347,7 @@ impl GroupEngine {
         };
         // Shallow: our branch went at most H epochs past the parent (we can roll back
         // there, or joined after it and are not H past it).
-        let can_roll_back = store::has_snapshot(db, &gid, notice.parent)?;
+        let can_roll_back = super::snapshot::has_snapshot(db, &gid, notice.parent)?;
         let depth = group.epoch().as_u64().saturating_sub(notice.parent);
         let shallow = can_roll_back || depth <= super::HORIZON;
         let mine = CommitRank {

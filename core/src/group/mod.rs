@@ -20,6 +20,7 @@ mod control;
 mod errors;
 mod fork;
 mod fork_notice;
+mod intents;
 mod join_hash;
 mod lineage;
 mod queries;
@@ -27,6 +28,7 @@ mod randomness;
 mod receive;
 mod removal;
 mod repair;
+mod snapshot;
 mod store;
 mod welcome;
 

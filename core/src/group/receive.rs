@@ -147,7 +147,7 @@ impl GroupEngine {
             );
             return Ok(());
         }
-        if !store::has_snapshot(db, gid, parent)? {
+        if !super::snapshot::has_snapshot(db, gid, parent)? {
             return self.diverged(db, gid, parent, &protocol, hash, &incumbent, out);
         }
         let forced = pinned.as_ref() == Some(&hash);
@@ -194,7 +194,7 @@ impl GroupEngine {
         forced: bool,
         out: &mut Output,
     ) -> Result<bool, GroupError> {
-        store::restore(db, gid, parent)?;
+        super::snapshot::restore(db, gid, parent)?;
         let provider = self.provider(db);
         let mut group = load(&provider, gid)?;
         let processed = group.process_message(&provider, protocol).map_err(mls)?;
@@ -308,7 +308,7 @@ impl GroupEngine {
         let before = members_of(group);
         let was_admin = admin::admins_of(group).contains(&self.address);
         let brings_answerers = admin::brings_answerers(&staged);
-        store::snapshot(db, gid, parent)?;
+        super::snapshot::snapshot(db, gid, parent)?;
         if staged.self_removed() {
             // Tentative (removal.rs): stay at the parent, the removal as its incumbent.
             store::log_commit(db, gid, parent, &logged)?;
@@ -505,7 +505,7 @@ impl GroupEngine {
             .unwrap_or(usize::MAX / 2) as u64;
         let due = now.saturating_add(rank.saturating_mul(LEAVE_STEP_SECS));
         tracing::debug!(rank, "planning the removal of a device that asked to leave");
-        let intent = super::commands::Intent::Remove {
+        let intent = super::intents::Intent::Remove {
             addresses: vec![address.to_owned()],
         };
         store::add_intent(db, gid, &intent, due)?;

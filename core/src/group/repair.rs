@@ -18,9 +18,10 @@ use kith_crypto::mls::KithProvider;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::commands::{load, members_of, parse_key_package, Intent};
+use super::commands::{load, members_of, parse_key_package};
 use super::errors::GroupError;
 use super::fork::{beats, CommitClass, CommitRank};
+use super::intents::Intent;
 use super::lineage::Lineage;
 use super::store::{self, LoggedCommit};
 use super::{Event, GroupEngine, GroupId, MemberInfo, Outgoing, Output, SealKey};
