@@ -187,6 +187,17 @@ fn pin(db: &Connection, gid: &GroupId, parent: u64, hash: &[u8]) -> Result<(), G
     Ok(())
 }
 
+/// Who signed the notice: a member of our tree, or else an admin of ours (by the
+/// certificate it carries) that our branch may have removed.
+fn notice_signer(group: &MlsGroup, admins: &[String], notice: &ForkNotice) -> Option<String> {
+    let signed = notice.signed_bytes();
+    let (key, signature) = (&notice.signer, &notice.signature);
+    super::control::signer_of(group, key, CONTEXT, &signed, signature).or_else(|| {
+        let certificate = &notice.certificate;
+        super::control::admin_signer(admins, certificate, key, CONTEXT, &signed, signature)
+    })
+}
+
 /// Whether we give up `mine` on the notice's parent for the notifier's commit. Only an
 /// admin's branch can re-add us: a shallow branch yields to an admin's deep one
 /// (`shallow_to_admin`); otherwise fork choice at the parent decides. A commit an earlier
@@ -327,20 +338,8 @@ impl GroupEngine {
         }
         let provider = self.provider(db);
         let group = load(&provider, &gid)?;
-        let signed = notice.signed_bytes();
         let admins = super::admin::admins_of(&group);
-        let signer =
-            super::control::signer_of(&group, &notice.signer, CONTEXT, &signed, &notice.signature)
-                .or_else(|| {
-                    super::control::admin_signer(
-                        &admins,
-                        &notice.certificate,
-                        &notice.signer,
-                        CONTEXT,
-                        &signed,
-                        &notice.signature,
-                    )
-                });
+        let signer = notice_signer(&group, &admins, &notice);
         let Some(signer) = signer else {
             tracing::warn!("refusing a fork notice that no member or admin signed");
             return Ok(());
