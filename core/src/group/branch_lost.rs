@@ -36,6 +36,10 @@ pub struct BranchLost {
     pub epoch: u64,
     /// That epoch's id (32 bytes).
     pub epoch_id: Vec<u8>,
+    /// The adder's device certificate (`DeviceCertificate::encode`), which names `signer`:
+    /// a device whose branch removed the adder still knows it as an admin by it (seed 6229).
+    #[serde(default, with = "crate::content::b64")]
+    pub certificate: Vec<u8>,
     /// The adder's leaf signature key (32 bytes).
     pub signer: Vec<u8>,
     /// Ed25519 over the group, epoch and epoch id (`kith_crypto::mls::verify_control`).
@@ -126,6 +130,7 @@ impl GroupEngine {
                 group: gid.0.clone(),
                 epoch,
                 epoch_id,
+                certificate: self.certificate.encode(),
                 signer: self.signer.public_key().to_vec(),
                 signature: signature.to_vec(),
             };
@@ -166,13 +171,18 @@ impl GroupEngine {
         let provider = self.provider(db);
         let group = load(&provider, &gid)?;
         let signed = BranchLost::signed_bytes(&lost.group, lost.epoch, &lost.epoch_id);
+        let admins = super::admin::admins_of(&group);
+        let (key, signature) = (&lost.signer, &lost.signature);
         let signer =
-            super::control::signer_of(&group, &lost.signer, CONTEXT, &signed, &lost.signature);
+            super::control::signer_of(&group, key, CONTEXT, &signed, signature).or_else(|| {
+                let certificate = &lost.certificate;
+                super::control::admin_signer(&admins, certificate, key, CONTEXT, &signed, signature)
+            });
         let Some(signer) = signer else {
-            tracing::warn!("refusing a branch-lost frame that no member signed");
+            tracing::warn!("refusing a branch-lost frame that no member or admin signed");
             return Ok(());
         };
-        if !super::admin::admins_of(&group).contains(&signer) {
+        if !admins.contains(&signer) {
             tracing::warn!("refusing a branch-lost frame that is not an admin's");
             return Ok(());
         }
@@ -196,6 +206,7 @@ mod tests {
             group: vec![1, 2, 3],
             epoch: 9,
             epoch_id: vec![7; 32],
+            certificate: vec![8; 20],
             signer: vec![5; 32],
             signature: vec![6; 64],
         };

@@ -459,6 +459,7 @@ mod tests {
             group: vec![1],
             epoch: 2,
             epoch_id: vec![0; 32],
+            certificate: Vec::new(),
             signer: vec![0; 32],
             signature: vec![0; 64],
         };

@@ -180,3 +180,41 @@ fn a_fork_notice_from_an_admin_our_branch_removed_is_believed() {
     net.run(Order::Sent);
     net.assert_each_shown_once(&g, &[1, 2], &["one branch"]);
 }
+
+/// Seed 6229: an adder whose add lost to a commit removing it tells the device it added
+/// that its branch is lost (`BranchLost`) — but that branch had removed the adder since,
+/// so the device did not find the signer in its tree and kept the dead branch. The frame
+/// now carries the adder's certificate, like a fork notice.
+#[test]
+fn a_branch_lost_frame_from_an_adder_the_branch_removed_is_believed() {
+    let mut net = Network::new(4);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &[1, 2]);
+    net.run(Order::Sent);
+    net.make_admin(0, &g, &[1, 2]);
+    net.run(Order::Sent);
+    // Admin 1 removes admin 0 (class 0), held back; admin 0 adds device 3 on the same
+    // parent, and only devices 2 and 3 hear of it.
+    net.remove(1, &g, &[0]);
+    let removal = net.take_in_flight();
+    net.add(0, g.clone(), &[3]);
+    let add = net.take_in_flight();
+    net.put_in_flight(add.into_iter().filter(|(to, _)| *to != 1).collect());
+    net.run(Order::Sent);
+    assert!(net.has_group(3, &g));
+    // On that branch admin 2 removes admin 0 too; device 3 follows.
+    net.remove(2, &g, &[0]);
+    let second = net.take_in_flight();
+    net.put_in_flight(second.into_iter().filter(|(to, _)| *to == 3).collect());
+    net.run(Order::Sent);
+    // Admin 1's removal wins at the parent: admin 0 tells device 3 its branch is lost.
+    net.put_in_flight(removal);
+    net.run(Order::Sent);
+    net.advance(kith_core::group::LEAVE_STEP_SECS * 4);
+    net.run(Order::Sent);
+    assert!(
+        !net.has_group(3, &g),
+        "device 3 dropped the lost branch whose tree no longer had its adder"
+    );
+    net.assert_converged(&g, &[1, 2]);
+}
