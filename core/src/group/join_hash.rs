@@ -258,7 +258,13 @@ impl GroupEngine {
         let gid = GroupId(frame.group);
         for welcome in take_waiting_welcomes(db, &gid, frame.epoch)? {
             tracing::debug!(epoch = frame.epoch, "judging a waiting Welcome again");
-            self.receive_welcome(db, &welcome, out)?;
+            // A Welcome refused now (a leaf whose certificate fails) is dropped; the join
+            // hash that came with this frame is still kept.
+            match self.receive_welcome(db, &welcome, out) {
+                Err(error @ GroupError::Database(_)) => return Err(error),
+                Err(error) => tracing::warn!(%error, "dropping a waiting Welcome"),
+                Ok(()) => {}
+            }
         }
         self.apply_join_hashes(db, &gid)
     }
