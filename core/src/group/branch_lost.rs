@@ -172,12 +172,15 @@ impl GroupEngine {
         let group = load(&provider, &gid)?;
         let signed = BranchLost::signed_bytes(&lost.group, lost.epoch, &lost.epoch_id);
         let admins = super::admin::admins_of(&group);
-        let (key, signature) = (&lost.signer, &lost.signature);
-        let signer =
-            super::control::signer_of(&group, key, CONTEXT, &signed, signature).or_else(|| {
-                let certificate = &lost.certificate;
-                super::control::admin_signer(&admins, certificate, key, CONTEXT, &signed, signature)
-            });
+        let signer = super::control::trusted_signer(
+            &group,
+            &admins,
+            &lost.certificate,
+            &lost.signer,
+            CONTEXT,
+            &signed,
+            &lost.signature,
+        );
         let Some(signer) = signer else {
             tracing::warn!("refusing a branch-lost frame that no member or admin signed");
             return Ok(());

@@ -38,11 +38,25 @@ pub(crate) fn signer_of(
     verify_control(key, context, signed, signature).then_some(address)
 }
 
-/// Like [`signer_of`], for a signer that may not be a member of our branch (a fork notice
-/// from an admin our branch removed, seed 6476): the address of the device whose
-/// `certificate` verifies and names `key`, if it is one of `admins` and the signature
-/// verifies.
-pub(crate) fn admin_signer(
+/// The signer of a control frame that carries its sender's `certificate`: a member of our
+/// tree ([`signer_of`]), or else one of our `admins` that our branch may have removed since
+/// (a fork notice or branch-lost frame from it; seeds 6476, 6229), known by the certificate.
+pub(crate) fn trusted_signer(
+    group: &MlsGroup,
+    admins: &[String],
+    certificate: &[u8],
+    key: &[u8],
+    context: &str,
+    signed: &[u8],
+    signature: &[u8],
+) -> Option<String> {
+    signer_of(group, key, context, signed, signature)
+        .or_else(|| admin_signer(admins, certificate, key, context, signed, signature))
+}
+
+/// The address of the device whose `certificate` verifies and names `key`, if it is one of
+/// `admins` and the signature verifies.
+fn admin_signer(
     admins: &[String],
     certificate: &[u8],
     key: &[u8],

@@ -190,12 +190,15 @@ fn pin(db: &Connection, gid: &GroupId, parent: u64, hash: &[u8]) -> Result<(), G
 /// Who signed the notice: a member of our tree, or else an admin of ours (by the
 /// certificate it carries) that our branch may have removed.
 fn notice_signer(group: &MlsGroup, admins: &[String], notice: &ForkNotice) -> Option<String> {
-    let signed = notice.signed_bytes();
-    let (key, signature) = (&notice.signer, &notice.signature);
-    super::control::signer_of(group, key, CONTEXT, &signed, signature).or_else(|| {
-        let certificate = &notice.certificate;
-        super::control::admin_signer(admins, certificate, key, CONTEXT, &signed, signature)
-    })
+    super::control::trusted_signer(
+        group,
+        admins,
+        &notice.certificate,
+        &notice.signer,
+        CONTEXT,
+        &notice.signed_bytes(),
+        &notice.signature,
+    )
 }
 
 /// Whether we give up `mine` on the notice's parent for the notifier's commit. Only an
@@ -394,16 +397,9 @@ impl GroupEngine {
             tracing::warn!("a fork notice's commit does not match its hash");
             return Ok(false);
         }
-        db.execute_batch("SAVEPOINT kith_follow")?;
-        let mut trial = Output::default();
-        let taken = self.take_chain(db, now, gid, notice, &mut trial);
-        if matches!(taken, Ok(true)) {
-            db.execute_batch("RELEASE kith_follow")?;
-            out.extend(trial);
-            return Ok(true);
-        }
-        db.execute_batch("ROLLBACK TO kith_follow; RELEASE kith_follow")?;
-        taken.map(|_| false)
+        store::attempt(db, "kith_follow", out, |trial| {
+            self.take_chain(db, now, gid, notice, trial)
+        })?
     }
 
     fn take_chain(

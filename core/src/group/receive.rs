@@ -151,27 +151,23 @@ impl GroupEngine {
             return self.diverged(db, gid, parent, &protocol, hash, &incumbent, out);
         }
         let forced = pinned.as_ref() == Some(&hash);
-        db.execute_batch("SAVEPOINT kith_fork")?;
         let mut trial = Output::default();
-        let won = self.try_fork(
-            db, now, gid, parent, protocol, hash, bytes, &incumbent, forced, &mut trial,
-        );
+        let won = store::attempt(db, "kith_fork", &mut trial, |trial| {
+            self.try_fork(
+                db, now, gid, parent, protocol, hash, bytes, &incumbent, forced, trial,
+            )
+        })?;
         match won {
             Ok(true) => {
                 tracing::debug!(parent, "competing commit won fork choice");
-                db.execute_batch("RELEASE kith_fork")?;
                 out.events.push(Event::ForkResolved {
                     group: gid.clone(),
                     parent_epoch: parent,
                 });
                 out.extend(trial);
             }
-            Ok(false) | Err(_) => {
-                if let Err(error) = &won {
-                    tracing::debug!(%error, "competing commit did not apply");
-                }
-                db.execute_batch("ROLLBACK TO kith_fork; RELEASE kith_fork")?;
-            }
+            Ok(false) => {}
+            Err(error) => tracing::debug!(%error, "competing commit did not apply"),
         }
         Ok(())
     }

@@ -148,6 +148,27 @@ pub(crate) fn forget_group(db: &Connection, group: &GroupId) -> Result<(), Group
     Ok(())
 }
 
+/// Runs `trial` inside the savepoint `name`: what it changes — in the database and in
+/// `out` — stays only if it returns `Ok(true)`; otherwise everything is as before. The
+/// outer `Err` is a failure to roll back; the inner result is `trial`'s own.
+pub(crate) fn attempt(
+    db: &Connection,
+    name: &str,
+    out: &mut super::Output,
+    trial: impl FnOnce(&mut super::Output) -> Result<bool, GroupError>,
+) -> Result<Result<bool, GroupError>, GroupError> {
+    db.execute_batch(&format!("SAVEPOINT {name}"))?;
+    let mut kept = super::Output::default();
+    let result = trial(&mut kept);
+    if matches!(result, Ok(true)) {
+        db.execute_batch(&format!("RELEASE {name}"))?;
+        out.extend(kept);
+    } else {
+        db.execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"))?;
+    }
+    Ok(result)
+}
+
 /// A commit this device merged, as the commit log keeps it.
 #[derive(Debug, Clone)]
 pub(crate) struct LoggedCommit {
