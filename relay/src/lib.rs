@@ -23,6 +23,7 @@ pub(crate) mod federation;
 pub(crate) mod http;
 pub mod imap;
 pub mod limits;
+pub mod loopback;
 pub mod metrics;
 pub mod server;
 pub mod smtp;

@@ -68,7 +68,7 @@ async fn submission_over_implicit_tls_and_starttls_lands_in_the_mailbox() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submitted_message_wakes_idle_and_is_fetched_over_imap() {
     use futures::TryStreamExt as _;
-    let mut relay = Relay::start("i.test", |c| c.listen.imaps = Some(free_port()));
+    let mut relay = Relay::start("i.test", |c| c.listen.imaps = Some(free_addr()));
     let alice = account(&relay, "alice0001").await;
     let bob = account(&relay, "bob000001").await;
     let mut imap = imap_login(&relay, &bob).await;

@@ -14,6 +14,7 @@ use futures::StreamExt;
 use kith_crypto::envelope::{self, DeviceKeypair, OpenKey};
 use kith_relay::config::Config;
 use kith_relay::context::RelayContext;
+use kith_relay::loopback::free_addr;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -91,7 +92,7 @@ pub async fn start_relay_with(adjust: impl FnOnce(&mut Config)) -> Result<LocalR
         data_dir: dir.path().join("data"),
         ..Config::default()
     };
-    let (submissions, imaps) = (free_port()?, free_port()?);
+    let (submissions, imaps) = (free_addr(), free_addr());
     config.listen.submissions = Some(submissions);
     config.listen.imaps = Some(imaps);
     config.listen.submission = None;
@@ -117,11 +118,6 @@ pub async fn start_relay_with(adjust: impl FnOnce(&mut Config)) -> Result<LocalR
     wait_for_port(imaps).await?;
     wait_for_port(submissions).await?;
     Ok(relay)
-}
-
-fn free_port() -> Result<SocketAddr> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?)
 }
 
 async fn wait_for_port(addr: SocketAddr) -> Result<()> {

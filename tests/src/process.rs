@@ -1,7 +1,7 @@
 //! Real `kith-relay` processes on loopback: each with its own domain, data directory,
 //! certificate (valid for its domain and for `localhost`, which clients connect to) and
 //! free ports; static federation routes between them.
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use kith_core::transport::{RelayEndpoint, Security, ServerEndpoint, TrustAnchor};
 use kith_relay::config::Config;
+use kith_relay::loopback::free_addr;
 
 use crate::PATIENCE;
 
@@ -44,10 +45,10 @@ impl RelayProcess {
             &dir.path().join("key.pem"),
         )?;
         let mut config = Config::load(&dir.path().join("relay.toml"))?;
-        config.listen.submissions = Some(free_port()?);
+        config.listen.submissions = Some(free_addr());
         config.listen.submission = None;
-        config.listen.smtp = Some(free_port()?);
-        config.listen.imaps = Some(free_port()?);
+        config.listen.smtp = Some(free_addr());
+        config.listen.imaps = Some(free_addr());
         config.listen.imap = None;
         config.listen.metrics = None;
         config.accounts.min_free_disk_mib = 0;
@@ -159,10 +160,6 @@ impl Drop for RelayProcess {
             let _ = child.wait();
         }
     }
-}
-
-fn free_port() -> Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
 /// The `kith-relay` binary of this build: next to the test's own `deps/` directory. If it

@@ -10,6 +10,7 @@ use kith_core::events::Event;
 use kith_core::transport::{RelayEndpoint, Security, ServerEndpoint, TrustAnchor};
 use kith_relay::config::Config;
 use kith_relay::context::RelayContext;
+use kith_relay::loopback::free_addr;
 use tokio::sync::broadcast;
 
 pub const DOMAIN: &str = "relay.test";
@@ -28,11 +29,6 @@ struct Running {
     task: tokio::task::JoinHandle<()>,
 }
 
-fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
-}
-
 impl Relay {
     /// Writes the certificate and configuration; does not start the relay.
     pub fn prepare() -> Self {
@@ -44,10 +40,10 @@ impl Relay {
             data_dir: dir.path().join("data"),
             ..Config::default()
         };
-        config.listen.submissions = Some(free_port());
-        config.listen.submission = Some(free_port());
-        config.listen.imaps = Some(free_port());
-        config.listen.imap = Some(free_port());
+        config.listen.submissions = Some(free_addr());
+        config.listen.submission = Some(free_addr());
+        config.listen.imaps = Some(free_addr());
+        config.listen.imap = Some(free_addr());
         config.listen.smtp = None;
         config.listen.metrics = None;
         config.accounts.min_free_disk_mib = 0;

@@ -1,12 +1,12 @@
 //! Starts real `kith-relay` processes on free loopback ports with temporary data
 //! directories, and talks to them with lettre, async-imap and a raw SMTP client.
-use std::net::TcpListener as StdListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kith_relay::config::Config;
+pub use kith_relay::loopback::free_addr;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -24,11 +24,6 @@ pub struct Relay {
     _temp: Option<tempfile::TempDir>,
     pub config: Config,
     child: Option<Child>,
-}
-
-pub fn free_port() -> std::net::SocketAddr {
-    let listener = StdListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
 }
 
 impl Relay {
@@ -51,10 +46,10 @@ impl Relay {
             data_dir: "data".into(),
             ..Config::default()
         };
-        config.listen.submissions = Some(free_port());
-        config.listen.submission = Some(free_port());
-        config.listen.smtp = Some(free_port());
-        config.listen.metrics = Some(free_port());
+        config.listen.submissions = Some(free_addr());
+        config.listen.submission = Some(free_addr());
+        config.listen.smtp = Some(free_addr());
+        config.listen.metrics = Some(free_addr());
         config.listen.imaps = None;
         config.listen.imap = None;
         config.accounts.min_free_disk_mib = 0;
@@ -93,6 +88,8 @@ impl Relay {
         let started = Instant::now();
         let addr = self.config.listen.smtp.unwrap();
         while std::net::TcpStream::connect(addr).is_err() {
+            let exited = self.child.as_mut().and_then(|c| c.try_wait().unwrap());
+            assert!(exited.is_none(), "relay exited at start: {exited:?}");
             assert!(started.elapsed() < PATIENCE, "relay did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
