@@ -123,6 +123,13 @@ pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
              hash BLOB NOT NULL,
              PRIMARY KEY (group_id, parent_epoch)
          );
+         CREATE TABLE IF NOT EXISTS kith_kept_notices (
+             group_id BLOB NOT NULL,
+             parent_epoch INTEGER NOT NULL,
+             signer TEXT NOT NULL,
+             notice BLOB NOT NULL,
+             PRIMARY KEY (group_id, parent_epoch, signer)
+         );
          CREATE TABLE IF NOT EXISTS kith_epoch_members (
              group_id BLOB NOT NULL,
              epoch INTEGER NOT NULL,
@@ -134,7 +141,56 @@ pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
 }
 
 /// The tables, for `forget_group`.
-pub(crate) const TABLES: [&str; 3] = ["kith_fork_notices", "kith_fork_pins", "kith_epoch_members"];
+pub(crate) const TABLES: [&str; 4] = [
+    "kith_fork_notices",
+    "kith_fork_pins",
+    "kith_kept_notices",
+    "kith_epoch_members",
+];
+
+/// The most notices kept per group (those of the latest parents win).
+const MAX_KEPT_NOTICES: i64 = 16;
+
+/// Keeps a notice whose parent we can roll back to, one per parent and signer.
+fn keep(
+    db: &Connection,
+    gid: &GroupId,
+    signer: &str,
+    notice: &ForkNotice,
+) -> Result<(), GroupError> {
+    db.execute(
+        "INSERT OR REPLACE INTO kith_kept_notices (group_id, parent_epoch, signer, notice)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![gid.0, notice.parent as i64, signer, notice.encode()],
+    )?;
+    db.execute(
+        "DELETE FROM kith_kept_notices WHERE group_id = ?1 AND rowid NOT IN
+             (SELECT rowid FROM kith_kept_notices WHERE group_id = ?1
+              ORDER BY parent_epoch DESC LIMIT ?2)",
+        params![gid.0, MAX_KEPT_NOTICES],
+    )?;
+    Ok(())
+}
+
+/// The kept notices of `gid`, oldest parent first.
+fn kept(db: &Connection, gid: &GroupId) -> Result<Vec<(u64, Vec<u8>)>, GroupError> {
+    let mut stmt = db.prepare(
+        "SELECT parent_epoch, notice FROM kith_kept_notices WHERE group_id = ?1
+         ORDER BY parent_epoch, signer",
+    )?;
+    let rows = stmt.query_map(params![gid.0], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn forget_kept(db: &Connection, gid: &GroupId, parent: u64) -> Result<(), GroupError> {
+    db.execute(
+        "DELETE FROM kith_kept_notices WHERE group_id = ?1 AND parent_epoch = ?2",
+        params![gid.0, parent as i64],
+    )?;
+    Ok(())
+}
 
 /// Records who is a member at `epoch` (whom a fork notice about that epoch must reach).
 pub(crate) fn record_members(
@@ -201,16 +257,40 @@ fn notice_signer(group: &MlsGroup, admins: &[String], notice: &ForkNotice) -> Op
     )
 }
 
-/// Whether we give up `mine` on the notice's parent for the notifier's commit. Only an
-/// admin's branch can re-add us: a shallow branch yields to an admin's deep one
-/// (`shallow_to_admin`); otherwise fork choice at the parent decides. A commit an earlier
-/// notice made us take (`pinned`) yields only to one that beats it.
-fn yields(notice: &ForkNotice, mine: &CommitRank, shallow_to_admin: bool, pinned: bool) -> bool {
-    let theirs = CommitRank {
-        class: CommitClass::from_i64(i64::from(notice.class)),
-        hash: notice.hash.clone(),
-    };
-    beats(&theirs, mine) || (shallow_to_admin && !pinned)
+/// Whether we give up `mine` on the notice's parent for the notifier's commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Yielding {
+    /// We keep our commit.
+    No,
+    /// Fork choice prefers theirs, or the notifier is an admin of ours.
+    Yes,
+    /// Only if the notifier is an admin on its own branch, as the chain it sent shows.
+    IfAdminThere,
+}
+
+impl Yielding {
+    /// Only an admin's branch can re-add us: a shallow branch yields to an admin's deep one
+    /// (`open`: we are shallow and no earlier notice pinned our commit); otherwise fork
+    /// choice at the parent decides.
+    fn judge(
+        notice: &ForkNotice,
+        mine: &CommitRank,
+        admins: &[String],
+        signer: &str,
+        open: bool,
+    ) -> Self {
+        let theirs = CommitRank {
+            class: CommitClass::from_i64(i64::from(notice.class)),
+            hash: notice.hash.clone(),
+        };
+        if beats(&theirs, mine) || (open && admins.iter().any(|a| a == signer)) {
+            Yielding::Yes
+        } else if open && notice.admins.iter().any(|a| a == signer) {
+            Yielding::IfAdminThere
+        } else {
+            Yielding::No
+        }
+    }
 }
 
 /// Our logged commits from `parent` on, oldest first, as many as fit in one notice.
@@ -315,7 +395,8 @@ impl GroupEngine {
     /// A fork notice arrived: if we hold another commit on its parent, move to the
     /// notifier's branch when ours is the shallow one or loses fork choice there — by
     /// rolling back and applying the notice's commits when we can, else by asking to be
-    /// re-added.
+    /// re-added. A notice we can still act on later is kept (`keep`): a fork we resolve
+    /// afterwards may put another commit on its parent (seed 6476).
     pub(crate) fn receive_fork_notice(
         &self,
         db: &Connection,
@@ -324,7 +405,7 @@ impl GroupEngine {
         out: &mut Output,
     ) -> Result<(), GroupError> {
         let gid = GroupId(notice.group.clone());
-        if !super::control::holds_active(db, &gid)? {
+        if !store::is_member_group(db, &gid)? {
             return Ok(());
         }
         // What we hold on the parent: a commit we merged, or — if we joined after it (seed
@@ -336,7 +417,7 @@ impl GroupEngine {
         let Some((our_class, our_hash)) = ours else {
             return Ok(());
         };
-        if our_hash == notice.hash || notice.class > 2 {
+        if notice.class > 2 {
             return Ok(());
         }
         let provider = self.provider(db);
@@ -350,22 +431,35 @@ impl GroupEngine {
         // Shallow: our branch went at most H epochs past the parent (we can roll back
         // there, or joined after it and are not H past it).
         let can_roll_back = super::snapshot::has_snapshot(db, &gid, notice.parent)?;
+        // Kept even while a commit has (tentatively) removed us: a fork may undo that.
+        if can_roll_back {
+            keep(db, &gid, &signer, &notice)?;
+        }
+        if our_hash == notice.hash || !super::control::holds_active(db, &gid)? {
+            return Ok(());
+        }
         let depth = group.epoch().as_u64().saturating_sub(notice.parent);
         let shallow = can_roll_back || depth <= super::HORIZON;
         let mine = CommitRank {
             class: CommitClass::from_i64(our_class),
             hash: our_hash,
         };
-        let notifier_is_admin = admins.contains(&signer);
         let pinned = pinned(db, &gid, notice.parent)?.is_some();
-        if !yields(&notice, &mine, shallow && notifier_is_admin, pinned) {
+        let yielding = Yielding::judge(&notice, &mine, &admins, &signer, shallow && !pinned);
+        if yielding == Yielding::No {
             return Ok(());
         }
-        if can_roll_back && self.follow_notice(db, now, &gid, &notice, out)? {
+        // A notifier our branch does not count as an admin must be one at the end of the
+        // chain it sent (seed 6476: made admin on its branch after the fork).
+        let confirm = (yielding == Yielding::IfAdminThere).then_some(signer.as_str());
+        if can_roll_back && self.follow_notice(db, now, &gid, &notice, confirm, out)? {
             tracing::debug!(
                 parent = notice.parent,
                 "moved to the branch of a fork notice"
             );
+            return Ok(());
+        }
+        if confirm.is_some() {
             return Ok(());
         }
         if notice.removed.contains(&self.address) {
@@ -378,6 +472,28 @@ impl GroupEngine {
         self.request_rejoin(db, &gid, notice.parent, &notice.admins, out)
     }
 
+    /// Judges again the notices kept for `gid`, after a fork moved us to another commit
+    /// on some parent: one that named the commit we held there may now be one we must
+    /// follow. Notices whose parent we can no longer roll back to are dropped.
+    pub(crate) fn judge_kept_notices(
+        &self,
+        db: &Connection,
+        now: u64,
+        gid: &GroupId,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        for (parent, bytes) in kept(db, gid)? {
+            let notice = ForkNotice::decode(&bytes);
+            match notice {
+                Some(notice) if super::snapshot::has_snapshot(db, gid, parent)? => {
+                    self.receive_fork_notice(db, now, notice, out)?
+                }
+                _ => forget_kept(db, gid, parent)?,
+            }
+        }
+        Ok(())
+    }
+
     /// Takes the notice's commit on its parent (pinned, so that fork choice does not undo
     /// it) and the commits after it, then redoes what we did on the branch we left. False,
     /// and nothing changed, if the commit is missing or does not apply.
@@ -387,6 +503,7 @@ impl GroupEngine {
         now: u64,
         gid: &GroupId,
         notice: &ForkNotice,
+        confirm: Option<&str>,
         out: &mut Output,
     ) -> Result<bool, GroupError> {
         let provider = self.provider(db);
@@ -398,7 +515,7 @@ impl GroupEngine {
             return Ok(false);
         }
         store::attempt(db, "kith_follow", out, |trial| {
-            self.take_chain(db, now, gid, notice, trial)
+            self.take_chain(db, now, gid, notice, confirm, trial)
         })?
     }
 
@@ -408,11 +525,14 @@ impl GroupEngine {
         now: u64,
         gid: &GroupId,
         notice: &ForkNotice,
+        confirm: Option<&str>,
         out: &mut Output,
     ) -> Result<bool, GroupError> {
         pin(db, gid, notice.parent, &notice.hash)?;
         // Read before the chain moves us on: pruning would drop them meanwhile.
         let sent = store::abandon_from(db, gid, notice.parent, now)?;
+        // The notifier must be an admin somewhere along its chain; it may remove us.
+        let mut confirmed = confirm.is_none();
         for bytes in &notice.commits {
             let Some(protocol) = MlsMessageIn::tls_deserialize_exact(bytes.as_slice())
                 .ok()
@@ -422,9 +542,16 @@ impl GroupEngine {
                 break;
             };
             self.receive_commit(db, now, bytes, protocol, gid, out)?;
+            if let (false, Some(signer)) = (confirmed, confirm) {
+                confirmed = super::control::holds_active(db, gid)?
+                    && super::admin::admins_of(&load(&self.provider(db), gid)?)
+                        .iter()
+                        .any(|a| a == signer);
+            }
         }
-        let taken = store::logged_commit(db, gid, notice.parent)?
-            .is_some_and(|commit| commit.hash == notice.hash);
+        let taken = confirmed
+            && store::logged_commit(db, gid, notice.parent)?
+                .is_some_and(|commit| commit.hash == notice.hash);
         if taken && super::control::holds_active(db, gid)? {
             self.redo(db, now, gid, sent, out)?;
         }

@@ -50,6 +50,7 @@ impl GroupEngine {
             } else {
                 self.receive_rejoin(db, now, payload, &mut out)?;
             }
+            self.judge_after_forks(db, now, &mut out)?;
             self.finish(db, &mut out)?;
             return Ok(out);
         }
@@ -81,8 +82,33 @@ impl GroupEngine {
             }
             _ => tracing::debug!("ignoring an MLS message that is neither Welcome nor protocol"),
         }
+        self.judge_after_forks(db, now, &mut out)?;
         self.finish(db, &mut out)?;
         Ok(out)
+    }
+
+    /// Once per group a fork moved to another commit: the notices kept for it are judged
+    /// again (`fork_notice::judge_kept_notices`).
+    fn judge_after_forks(
+        &self,
+        db: &Connection,
+        now: u64,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let mut forked: Vec<GroupId> = Vec::new();
+        for event in &out.events {
+            if let Event::ForkResolved { group, .. } = event {
+                if !forked.contains(group) {
+                    forked.push(group.clone());
+                }
+            }
+        }
+        for gid in forked {
+            if store::is_member_group(db, &gid)? {
+                self.judge_kept_notices(db, now, &gid, out)?;
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn receive_commit(

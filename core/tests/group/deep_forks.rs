@@ -218,3 +218,109 @@ fn a_branch_lost_frame_from_an_adder_the_branch_removed_is_believed() {
     );
     net.assert_converged(&g, &[1, 2]);
 }
+
+type Held = Vec<(usize, Envelope)>;
+
+/// Two commits on one parent: admin 0 grants device 2 admin (X), admin 1 removes device 4
+/// (Y, class 0: it wins fork choice there). X reaches only `x_to` (device 2 among them),
+/// then device 2 removes admin 0 and goes more than H epochs deep on X, its commits held
+/// back (so nobody on Y learns of the grant from admin 0); then Y reaches
+/// `y_to`. Returns the held frames: Y's to the others, and device 2's chain.
+fn deep_admin_by_grant(x_to: &[usize], y_to: &[usize]) -> (Network, GroupId, Held, Held) {
+    let mut net = Network::new(5);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &[1, 2, 3, 4]);
+    net.run(Order::Sent);
+    net.make_admin(0, &g, &[1]);
+    net.run(Order::Sent);
+    net.make_admin(0, &g, &[2]);
+    let x = net.take_in_flight();
+    net.remove(1, &g, &[4]);
+    let y = net.take_in_flight();
+    net.put_in_flight(x.into_iter().filter(|(to, _)| x_to.contains(to)).collect());
+    net.run(Order::Sent);
+    net.remove(2, &g, &[0]);
+    for _ in 0..HORIZON {
+        net.self_update(2, &g);
+    }
+    let chain = net.take_in_flight();
+    let (now, held): (Vec<_>, Vec<_>) = y.into_iter().partition(|(to, _)| y_to.contains(to));
+    net.put_in_flight(now);
+    net.run(Order::Sent);
+    (net, g, held, chain)
+}
+
+/// Seed 6476: device 2 became an admin on its branch only after the fork, and went deep
+/// there without the admin that granted it. Its fork notice reached devices whose branch
+/// (the better commit at the parent) does not count it as an admin, so they kept their
+/// branch, and the group stayed split in two, each with an admin. A notifier that is not
+/// an admin of ours is now followed if the chain it sends makes it one.
+#[test]
+fn a_notice_from_an_admin_made_after_the_fork_is_followed_when_its_chain_shows_it() {
+    let (mut net, g, y, chain) = deep_admin_by_grant(&[2], &[1, 3]);
+    assert_eq!(net.admins(3, &g), vec![0, 1], "device 3 is on Y");
+    // Y reaches device 2 beyond its horizon: its notice goes out with its chain. Admin 0
+    // hears of Y only once the chain has removed it.
+    let (late, now): (Held, Held) = y.into_iter().partition(|(to, _)| *to == 0);
+    net.put_in_flight(now);
+    net.put_in_flight(chain);
+    net.run(Order::Sent);
+    net.put_in_flight(late);
+    net.run(Order::Sent);
+    net.advance(1);
+    net.run(Order::Sent);
+    net.assert_converged(&g, &[1, 2, 3]);
+    assert!(
+        !net.has_group(0, &g),
+        "device 2's branch removed admin 0: {:?} {:?}",
+        net.events(0),
+        net.epoch(0, &g).0
+    );
+    assert_eq!(
+        net.admins(3, &g),
+        vec![0, 1, 2],
+        "device 3 followed device 2's branch"
+    );
+    assert!(
+        !net.members(3, &g)
+            .iter()
+            .any(|m| m.address.starts_with("d4@")),
+        "admin 1's removal is redone on the branch it moved to"
+    );
+    net.send_text(3, &g, "one branch");
+    net.run(Order::Sent);
+    net.assert_each_shown_once(&g, &[1, 2, 3], &["one branch"]);
+}
+
+/// The same fork, with the notice first: device 3 held X when device 2's notice came, so
+/// there was nothing to do — then Y arrived, won fork choice, and device 3 stayed on a
+/// branch its admins had left. A notice is now kept while its parent is within reach and
+/// judged again after every fork.
+#[test]
+fn a_notice_that_came_before_a_better_commit_is_judged_again_after_the_fork() {
+    let (mut net, g, y, chain) = deep_admin_by_grant(&[2, 3], &[2]);
+    assert_eq!(net.admins(3, &g), vec![0, 1, 2], "device 3 is on X");
+    net.put_in_flight(y);
+    net.put_in_flight(chain);
+    net.run(Order::Sent);
+    net.advance(1);
+    net.run(Order::Sent);
+    assert!(
+        net.events(3)
+            .iter()
+            .any(|e| matches!(e, Event::ForkResolved { .. })),
+        "Y won fork choice on device 3 before the kept notice took it back: {:?}",
+        net.events(3)
+    );
+    net.assert_converged(&g, &[1, 2, 3]);
+    assert!(
+        !net.has_group(0, &g),
+        "device 2's branch removed admin 0: {:?} {:?}",
+        net.events(0),
+        net.epoch(0, &g).0
+    );
+    assert_eq!(net.admins(3, &g), vec![0, 1, 2]);
+    net.send_text(3, &g, "one branch");
+    net.run(Order::Sent);
+    net.assert_each_shown_once(&g, &[1, 2, 3], &["one branch"]);
+}
