@@ -12,6 +12,9 @@ mod deep_forks;
 #[path = "group/welcomes.rs"]
 mod welcomes;
 
+#[path = "group/waiting_intents.rs"]
+mod waiting_intents;
+
 use kith_core::content::Content;
 use kith_core::group::{encode_admins, Event, GroupError};
 use kith_crypto::mls::openmls::prelude::{Extension, LeafNodeIndex, UnknownExtension};

@@ -1,0 +1,47 @@
+//! Intents that outlive the branch they were issued on (simulator seed 695).
+use super::network::{Network, Order};
+
+/// Seed 695: admin 0 grants device 1 admin (X); admin 3 removes device 4 on the same
+/// parent (Y, a removal: it wins fork choice). Before Y arrives, device 1 — an admin on
+/// X — removes device 2. Y moves everyone off X, and device 1 is no admin on Y until
+/// admin 0 re-issues its grant there. Device 1's removal used to be dropped as "not an
+/// admin" on the way, and device 2 stayed in for good; it now waits for the grant.
+#[test]
+fn an_admins_intent_waits_for_its_grant_to_be_reissued_after_a_fork() {
+    let mut net = Network::new(5);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &[1, 2, 3, 4]);
+    net.run(Order::Sent);
+    net.make_admin(0, &g, &[3]);
+    net.run(Order::Sent);
+    net.make_admin(0, &g, &[1]);
+    let x = net.take_in_flight();
+    net.remove(3, &g, &[4]);
+    let y = net.take_in_flight();
+    let (x_to_3, x_rest): (Vec<_>, Vec<_>) = x.into_iter().partition(|(to, _)| *to == 3);
+    net.put_in_flight(x_rest);
+    net.run(Order::Sent);
+    assert_eq!(
+        net.admins(1, &g),
+        vec![0, 1, 3],
+        "device 1 is an admin on X"
+    );
+    net.remove(1, &g, &[2]);
+    net.run(Order::Sent);
+    assert_eq!(net.members(0, &g).len(), 4, "device 2 is removed on X");
+    // Y and X meet: Y wins on every device.
+    net.put_in_flight(y);
+    net.put_in_flight(x_to_3);
+    net.run(Order::Sent);
+    net.advance(kith_core::group::LEAVE_STEP_SECS * 4);
+    net.run(Order::Sent);
+    net.assert_converged(&g, &[0, 1, 3]);
+    assert_eq!(
+        net.admins(1, &g),
+        vec![0, 1, 3],
+        "admin 0 re-issued its grant"
+    );
+    let members: Vec<String> = net.members(0, &g).into_iter().map(|m| m.address).collect();
+    assert_eq!(members.len(), 3, "devices 2 and 4 are removed: {members:?}");
+    assert!(!net.has_group(2, &g) && !net.has_group(4, &g));
+}
