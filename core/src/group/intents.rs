@@ -112,6 +112,9 @@ impl GroupEngine {
         if super::removal::removed_parent(db, group)?.is_some() {
             return Ok(());
         }
+        if self.is_admin(db, group, &self.address)? {
+            store::wake_awaiting_admin(db, group, now)?;
+        }
         for (id, intent) in store::due_intents(db, group, now)? {
             tracing::debug!(id, kind = intent.kind(), "running an intent");
             match self.execute(db, group, id, intent, out) {
@@ -121,6 +124,7 @@ impl GroupEngine {
                 // that made us one may be re-issued here (seed 695), so the intent waits.
                 Err(GroupError::NotAdmin) => {
                     tracing::debug!(id, "an intent waits until we are an admin again");
+                    store::await_admin(db, id)?;
                 }
                 Err(error) => {
                     tracing::warn!(%error, "dropping an intent that cannot be committed");

@@ -126,8 +126,8 @@ impl GroupEngine {
     pub fn poll_timeout(&self, db: &Connection) -> Result<Option<u64>, GroupError> {
         let next: Option<i64> = db.query_row(
             "SELECT MIN(not_before) FROM kith_intents WHERE commit_hash IS NULL
-             AND group_id NOT IN (SELECT group_id FROM kith_removed)",
-            [],
+             AND not_before < ?1 AND group_id NOT IN (SELECT group_id FROM kith_removed)",
+            [super::store::AWAITING_ADMIN],
             |r| r.get(0),
         )?;
         Ok(next.map(|t| t.max(0) as u64))

@@ -346,6 +346,8 @@ impl GroupEngine {
         self.after_merge(db, provider, group, gid, &before, out)?;
         if !was_admin && admin::admins_of(group).contains(&self.address) {
             self.answer_leave_requests(db, now, group, gid)?;
+            // Intents that met "not an admin" after a fork run at the next timeout.
+            store::wake_awaiting_admin(db, gid, now)?;
         }
         if brings_answerers {
             self.resend_leave_request(db, gid, out)?;

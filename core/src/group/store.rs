@@ -378,6 +378,32 @@ pub(crate) fn due_intents(
     Ok(intents)
 }
 
+/// The `not_before` of an intent that waits until we are an admin again: never due by time.
+pub(crate) const AWAITING_ADMIN: i64 = i64::MAX;
+
+/// Parks an intent until we are an admin again (`wake_awaiting_admin`).
+pub(crate) fn await_admin(db: &Connection, id: i64) -> Result<(), GroupError> {
+    db.execute(
+        "UPDATE kith_intents SET not_before = ?2 WHERE id = ?1",
+        params![id, AWAITING_ADMIN],
+    )?;
+    Ok(())
+}
+
+/// Makes the group's intents that wait for admin rights due at `now`.
+pub(crate) fn wake_awaiting_admin(
+    db: &Connection,
+    group: &GroupId,
+    now: u64,
+) -> Result<(), GroupError> {
+    db.execute(
+        "UPDATE kith_intents SET not_before = ?3
+         WHERE group_id = ?1 AND not_before = ?2 AND commit_hash IS NULL",
+        params![group.0, AWAITING_ADMIN, now as i64],
+    )?;
+    Ok(())
+}
+
 /// Forgets an intent (done, moot, or impossible).
 pub(crate) fn delete_intent(db: &Connection, id: i64) -> Result<(), GroupError> {
     db.execute("DELETE FROM kith_intents WHERE id = ?1", params![id])?;

@@ -535,6 +535,12 @@ impl Network {
             .expect("count")
     }
 
+    /// When device `i`'s engine next wants `handle_timeout`, if ever.
+    pub fn poll_timeout(&self, i: usize) -> Option<u64> {
+        let node = &self.nodes[i];
+        node.engine.poll_timeout(&node.conn).expect("poll timeout")
+    }
+
     pub fn stored_key_packages(&self, i: usize) -> i64 {
         self.nodes[i]
             .conn
