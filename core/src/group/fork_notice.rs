@@ -235,7 +235,13 @@ pub(crate) fn pinned(
         .optional()?)
 }
 
-fn pin(db: &Connection, gid: &GroupId, parent: u64, hash: &[u8]) -> Result<(), GroupError> {
+/// Pins `hash` on `parent`: it beats every other commit there (`pinned`).
+pub(crate) fn pin(
+    db: &Connection,
+    gid: &GroupId,
+    parent: u64,
+    hash: &[u8],
+) -> Result<(), GroupError> {
     db.execute(
         "INSERT OR REPLACE INTO kith_fork_pins (group_id, parent_epoch, hash) VALUES (?1, ?2, ?3)",
         params![gid.0, parent as i64, hash],
@@ -551,11 +557,30 @@ impl GroupEngine {
         }
         let taken = confirmed
             && store::logged_commit(db, gid, notice.parent)?
-                .is_some_and(|commit| commit.hash == notice.hash);
+                .is_some_and(|commit| commit.hash == notice.hash)
+            && self.took_whole_chain(db, gid, notice)?;
         if taken && super::control::holds_active(db, gid)? {
             self.redo(db, now, gid, sent, out)?;
         }
         Ok(taken)
+    }
+}
+
+impl GroupEngine {
+    /// Whether following `notice` applied every commit it carries (or one removed us on
+    /// the way). A chain that stops short leaves us on no branch at all — seed 705: it
+    /// held our own earlier commit, which openmls cannot process — so it is not taken.
+    fn took_whole_chain(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+        notice: &ForkNotice,
+    ) -> Result<bool, GroupError> {
+        if super::removal::removed_parent(db, gid)?.is_some() || !store::is_member_group(db, gid)? {
+            return Ok(true);
+        }
+        let epoch = load(&self.provider(db), gid)?.epoch().as_u64();
+        Ok(epoch == notice.parent + notice.commits.len() as u64)
     }
 }
 

@@ -40,6 +40,9 @@ pub struct LineageEntry {
     pub class: CommitClass,
     /// SHA-256 of its `MLSMessage` bytes, when known (not for the add a Welcome comes from).
     pub hash: Option<[u8; 32]>,
+    /// Whether a fork notice made the adder take this commit against fork choice
+    /// (`kith_fork_pins`): it then beats any commit on its parent that is not pinned.
+    pub pinned: bool,
 }
 
 /// The chain a Welcome's epoch was reached by, as its adder knew it, oldest first.
@@ -51,8 +54,8 @@ pub struct Lineage {
 
 impl Lineage {
     /// The wire form: version, reserved, entry count (u16), then per entry the parent
-    /// (u64), class (u8), whether a hash follows (u8) and 32 hash bytes (zero if absent);
-    /// all big-endian.
+    /// (u64), class (u8), flags (u8: 1 = a hash follows, 2 = pinned, only with a hash) and
+    /// 32 hash bytes (zero if absent); all big-endian.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_LEN + self.entries.len() * ENTRY_LEN);
         out.extend([VERSION, 0]);
@@ -60,7 +63,7 @@ impl Lineage {
         for entry in &self.entries {
             out.extend(entry.parent.to_be_bytes());
             out.push(entry.class.to_i64() as u8);
-            out.push(u8::from(entry.hash.is_some()));
+            out.push(u8::from(entry.hash.is_some()) | (u8::from(entry.pinned) << 1));
             out.extend(entry.hash.unwrap_or([0; 32]));
         }
         out
@@ -82,9 +85,10 @@ impl Lineage {
             let parent = u64::from_be_bytes(chunk[..8].try_into().ok()?);
             let class = class_from_wire(chunk[8])?;
             let hash: [u8; 32] = chunk[10..].try_into().ok()?;
-            let hash = match chunk[9] {
-                0 if hash == [0; 32] => None,
-                1 => Some(hash),
+            let (hash, pinned) = match chunk[9] {
+                0 if hash == [0; 32] => (None, false),
+                1 => (Some(hash), false),
+                3 => (Some(hash), true),
                 _ => return None,
             };
             if entries.last().is_some_and(|last| last.parent >= parent) {
@@ -94,6 +98,7 @@ impl Lineage {
                 parent,
                 class,
                 hash,
+                pinned,
             });
         }
         Some(Lineage { entries })
@@ -107,7 +112,7 @@ impl Lineage {
     fn chain(&self) -> Chain {
         self.entries
             .iter()
-            .map(|e| (e.parent, (e.class, e.hash)))
+            .map(|e| (e.parent, (e.class, e.hash, e.pinned)))
             .collect()
     }
 }
@@ -121,8 +126,8 @@ fn class_from_wire(value: u8) -> Option<CommitClass> {
     }
 }
 
-/// Parent epoch → the commit a chain holds there.
-type Chain = BTreeMap<u64, (CommitClass, Option<[u8; 32]>)>;
+/// Parent epoch → the commit a chain holds there, and whether it is pinned.
+type Chain = BTreeMap<u64, (CommitClass, Option<[u8; 32]>, bool)>;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kith_lineage (
@@ -159,7 +164,8 @@ pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
     Ok(())
 }
 
-/// This device's chain for the group: the lineage it joined with, then its commit log.
+/// This device's chain for the group: the lineage it joined with, then its commit log; a
+/// commit is pinned if `kith_fork_pins` names it.
 fn our_chain(db: &Connection, group: &GroupId) -> Result<Chain, GroupError> {
     let mut chain = Chain::new();
     for sql in [
@@ -177,7 +183,12 @@ fn our_chain(db: &Connection, group: &GroupId) -> Result<Chain, GroupError> {
         for row in rows {
             let (parent, class, hash) = row?;
             let hash = hash.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok());
-            chain.insert(parent as u64, (CommitClass::from_i64(class), hash));
+            let pinned = match hash {
+                Some(hash) => super::fork_notice::pinned(db, group, parent as u64)?
+                    .is_some_and(|pin| pin == hash),
+                None => false,
+            };
+            chain.insert(parent as u64, (CommitClass::from_i64(class), hash, pinned));
         }
     }
     Ok(chain)
@@ -194,10 +205,11 @@ pub(crate) fn for_add(
         .range(..parent)
         .rev()
         .take(MAX_LINEAGE_ENTRIES - 1)
-        .map(|(&parent, &(class, hash))| LineageEntry {
+        .map(|(&parent, &(class, hash, pinned))| LineageEntry {
             parent,
             class,
             hash,
+            pinned,
         })
         .collect();
     entries.reverse();
@@ -205,11 +217,13 @@ pub(crate) fn for_add(
         parent,
         class: add_class,
         hash: None,
+        pinned: false,
     });
     Ok(Lineage { entries })
 }
 
-/// Remembers the lineage of the Welcome we joined with (replacing any earlier one).
+/// Remembers the lineage of the Welcome we joined with (replacing any earlier one), and
+/// the commits it pins: they beat any later notice's or Welcome's commit that does not.
 pub(crate) fn store_joined(
     db: &Connection,
     group: &GroupId,
@@ -230,6 +244,9 @@ pub(crate) fn store_joined(
                 entry.hash.map(|h| h.to_vec())
             ],
         )?;
+        if let (true, Some(hash)) = (entry.pinned, entry.hash) {
+            super::fork_notice::pin(db, group, entry.parent, &hash)?;
+        }
     }
     Ok(())
 }
@@ -265,7 +282,10 @@ pub(crate) fn set_join_hash(
 
 /// Whether a Welcome for `their_epoch` with `lineage` should replace the state we hold at
 /// `our_epoch`: at the first parent where both chains name a commit and the two differ,
-/// fork choice decides; where they never differ, the later epoch wins.
+/// a pinned commit beats one that is not (seed 705: the group followed an admin's deep
+/// branch against fork choice there, and a device that joined the other branch after the
+/// fork refused every Welcome from it), else fork choice decides; where they never
+/// differ, the later epoch wins.
 pub(crate) fn welcome_is_better(
     db: &Connection,
     group: &GroupId,
@@ -279,10 +299,10 @@ pub(crate) fn welcome_is_better(
     Ok(prefer(&ours, &theirs, our_epoch, their_epoch))
 }
 
-fn short(chain: &Chain) -> Vec<(u64, i64, Option<String>)> {
+fn short(chain: &Chain) -> Vec<(u64, i64, Option<String>, bool)> {
     chain
         .iter()
-        .map(|(p, (c, h))| (*p, c.to_i64(), h.map(|h| hex::encode(&h[..3]))))
+        .map(|(p, (c, h, pinned))| (*p, c.to_i64(), h.map(|h| hex::encode(&h[..3])), *pinned))
         .collect()
 }
 
@@ -291,6 +311,10 @@ fn prefer(ours: &Chain, theirs: &Chain, our_epoch: u64, their_epoch: u64) -> boo
         let Some(ours) = ours.get(parent) else {
             continue;
         };
+        let hashes_differ = matches!((ours.1, theirs.1), (Some(a), Some(b)) if a != b);
+        if (ours.0 != theirs.0 || hashes_differ) && ours.2 != theirs.2 {
+            return theirs.2;
+        }
         if ours.0 != theirs.0 {
             return theirs.0 < ours.0;
         }
@@ -316,6 +340,7 @@ mod tests {
             parent,
             class,
             hash: hash.map(|b| [b; 32]),
+            pinned: false,
         }
     }
 
@@ -327,7 +352,10 @@ mod tests {
     fn round_trips_and_refuses_malformed_bytes() {
         let l = lineage(vec![
             entry(3, CommitClass::SelfUpdate, Some(7)),
-            entry(4, CommitClass::Removal, Some(9)),
+            LineageEntry {
+                pinned: true,
+                ..entry(4, CommitClass::Removal, Some(9))
+            },
             entry(5, CommitClass::AddOrContext, None),
         ]);
         let bytes = l.encode();
@@ -339,9 +367,11 @@ mod tests {
         let mut bad_class = bytes.clone();
         bad_class[HEADER_LEN + 8] = 3;
         assert_eq!(Lineage::decode(&bad_class), None);
-        let mut bad_flag = bytes.clone();
-        bad_flag[HEADER_LEN + 9] = 2;
-        assert_eq!(Lineage::decode(&bad_flag), None);
+        for flag in [2, 4, 7] {
+            let mut bad_flag = bytes.clone();
+            bad_flag[HEADER_LEN + ENTRY_LEN * 2 + 9] = flag;
+            assert_eq!(Lineage::decode(&bad_flag), None, "flag {flag}");
+        }
         let unordered = lineage(vec![
             entry(4, CommitClass::SelfUpdate, Some(1)),
             entry(4, CommitClass::SelfUpdate, Some(2)),
@@ -376,6 +406,34 @@ mod tests {
         let higher = lineage(vec![entry(10, CommitClass::AddOrContext, Some(6))]).chain();
         assert!(prefer(&ours, &lower, 14, 11));
         assert!(!prefer(&ours, &higher, 11, 14));
+    }
+
+    #[test]
+    fn a_pinned_commit_beats_fork_choice_at_the_first_difference() {
+        let ours = lineage(vec![
+            entry(4, CommitClass::AddOrContext, Some(1)),
+            entry(5, CommitClass::AddOrContext, None),
+        ])
+        .chain();
+        // Their self-update on parent 4 loses fork choice to our add, but a fork notice
+        // pinned it on their branch: it wins.
+        let pinned = lineage(vec![
+            LineageEntry {
+                pinned: true,
+                ..entry(4, CommitClass::SelfUpdate, Some(9))
+            },
+            entry(12, CommitClass::AddOrContext, None),
+        ])
+        .chain();
+        assert!(prefer(&ours, &pinned, 7, 13));
+        assert!(!prefer(&pinned, &ours, 13, 7));
+        // The same commit, pinned on one side only, is no difference.
+        let same = lineage(vec![LineageEntry {
+            pinned: true,
+            ..entry(4, CommitClass::AddOrContext, Some(1))
+        }])
+        .chain();
+        assert!(!prefer(&ours, &same, 7, 7));
     }
 
     #[test]

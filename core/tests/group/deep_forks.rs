@@ -324,3 +324,62 @@ fn a_notice_that_came_before_a_better_commit_is_judged_again_after_the_fork() {
     net.run(Order::Sent);
     net.assert_each_shown_once(&g, &[1, 2, 3], &["one branch"]);
 }
+
+/// Seed 705: the admin's deep chain holds, past its first commit, a self-update that
+/// device 1 made on that branch before fork choice took it elsewhere. openmls cannot
+/// process a device's own commit, so following the notice stopped there, and device 1 sat
+/// half-way along the chain on no branch at all. A chain that does not apply whole is now
+/// not taken: device 1 asks to be re-added instead.
+#[test]
+fn a_chain_that_stops_at_our_own_commit_is_not_taken_and_we_ask_for_a_re_add() {
+    let mut net = Network::new(4);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &[1, 2, 3]);
+    net.run(Order::Sent);
+    net.make_admin(0, &g, &[2]);
+    net.run(Order::Sent);
+    // X: admin 0's self-update, seen by device 1 only; Y: admin 2 removes device 3 on the
+    // same parent (a removal: it wins there), held back.
+    net.self_update(0, &g);
+    let x = net.take_in_flight();
+    net.remove(2, &g, &[3]);
+    let y = net.take_in_flight();
+    net.put_in_flight(x.into_iter().filter(|(to, _)| *to == 1).collect());
+    net.run(Order::Sent);
+    // Device 1 self-updates on X; only admin 0 gets it. Then Y moves device 1 over.
+    net.self_update(1, &g);
+    let own = net.take_in_flight();
+    net.put_in_flight(own.into_iter().filter(|(to, _)| *to == 0).collect());
+    net.run(Order::Sent);
+    let (to_admin, rest): (Vec<_>, Vec<_>) = y.into_iter().partition(|(to, _)| *to == 0);
+    net.put_in_flight(rest);
+    net.run(Order::Sent);
+    // Admin 0 goes deep on X, then meets Y: its notice carries X, device 1's commit, ...
+    for _ in 0..HORIZON {
+        net.self_update(0, &g);
+    }
+    net.run(Order::Sent);
+    net.put_in_flight(to_admin);
+    net.run(Order::Sent);
+    let events = net.events(1);
+    let moves = events
+        .iter()
+        .filter(|e| matches!(e, Event::ForkResolved { .. }))
+        .count();
+    assert_eq!(
+        moves, 1,
+        "only Y moved device 1, not the notice: {events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::RejoinRequested { .. })),
+        "device 1 asked to be re-added at once: {events:?}"
+    );
+    net.advance(kith_core::group::LEAVE_STEP_SECS * 4);
+    net.run(Order::Sent);
+    net.assert_converged(&g, &[0, 1, 2]);
+    net.send_text(1, &g, "back");
+    net.run(Order::Sent);
+    net.assert_each_shown_once(&g, &[0, 1, 2], &["back"]);
+}
