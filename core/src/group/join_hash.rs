@@ -256,6 +256,8 @@ impl GroupEngine {
             params![MAX_PENDING],
         )?;
         let gid = GroupId(frame.group);
+        // Ours first: a waiting Welcome may have tied with our own unhashed join.
+        self.apply_join_hashes(db, &gid)?;
         for welcome in take_waiting_welcomes(db, &gid, frame.epoch)? {
             tracing::debug!(epoch = frame.epoch, "judging a waiting Welcome again");
             // A Welcome refused now (a leaf whose certificate fails) is dropped; the join
@@ -266,6 +268,7 @@ impl GroupEngine {
                 Ok(()) => {}
             }
         }
+        // A Welcome taken just now may have left our new lineage unhashed.
         self.apply_join_hashes(db, &gid)
     }
 

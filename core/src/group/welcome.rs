@@ -53,8 +53,12 @@ impl GroupEngine {
         let lineage = opened.lineage.as_ref();
         if self.is_stale_welcome(db, &opened.group, opened.epoch, lineage)? {
             tracing::debug!("ignoring a Welcome no better than the group state we hold");
-            // Judged without the hash of its add: look again when the hash comes.
-            if lineage.is_some_and(|l| l.entries.last().is_some_and(|e| e.hash.is_none())) {
+            // Judged without the hash of its add, or of the add that put us in (seed
+            // 1391): look again when the hash comes.
+            let unhashed = lineage
+                .is_some_and(|l| l.entries.last().is_some_and(|e| e.hash.is_none()))
+                || super::lineage::unhashed_join(db, &opened.group)?.is_some();
+            if unhashed {
                 join_hash::keep_welcome(db, &opened.group, opened.epoch, bytes)?;
             }
             return Ok(());

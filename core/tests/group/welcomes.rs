@@ -90,3 +90,26 @@ fn a_device_takes_the_join_hash_of_the_adder_whose_welcome_it_joined_with() {
     }
     assert_on_the_winning_branch(net, &g);
 }
+
+/// Seed 1391: the winner's join hash comes first (kept), then the loser's Welcome (device 3
+/// joins with it, the hash of its own add still unknown), then the winner's Welcome — its
+/// lineage complete, but tying with the device's unhashed join — and the loser's join hash
+/// last. The winner's Welcome used to be ignored for good: only a Welcome missing its *own*
+/// add's hash waited. It now also waits while the device's join is unhashed, and the
+/// loser's hash, filled in first, decides.
+#[test]
+fn a_welcome_that_tied_with_our_unhashed_join_is_taken_when_our_hash_arrives() {
+    let (mut net, g, losers, winners) = competing_adds();
+    let split = |frames: Vec<(usize, Envelope)>| -> (Vec<_>, Vec<_>) {
+        frames
+            .into_iter()
+            .partition(|(_, envelope)| envelope.is_control())
+    };
+    let (loser_hash, loser_welcome) = split(losers);
+    let (winner_hash, winner_welcome) = split(winners);
+    for frames in [winner_hash, loser_welcome, winner_welcome, loser_hash] {
+        net.put_in_flight(frames);
+        net.run(Order::Sent);
+    }
+    assert_on_the_winning_branch(net, &g);
+}
