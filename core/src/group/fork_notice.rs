@@ -336,6 +336,11 @@ impl GroupEngine {
             return Ok(());
         }
         let group = load(&self.provider(db), gid)?;
+        // An admin keeps its branch against fork choice here: its Welcomes say so
+        // (`LineageEntry::pinned`), so that a device on the other side takes them.
+        if super::admin::admins_of(&group).contains(&self.address) {
+            pin(db, gid, parent, &ours.hash)?;
+        }
         let (recipients, removed) = self.audience(db, gid, &group, parent)?;
         let mut notice = ForkNotice {
             group: gid.0.clone(),
@@ -441,7 +446,15 @@ impl GroupEngine {
         if can_roll_back {
             keep(db, &gid, &signer, &notice)?;
         }
-        if our_hash == notice.hash || !super::control::holds_active(db, &gid)? {
+        if our_hash == notice.hash {
+            // An admin of ours holds our commit here beyond its horizon: it stays, even
+            // against a better commit that reaches us later (seed 1702).
+            if admins.contains(&signer) && pinned(db, &gid, notice.parent)?.is_none() {
+                pin(db, &gid, notice.parent, &our_hash)?;
+            }
+            return Ok(());
+        }
+        if !super::control::holds_active(db, &gid)? {
             return Ok(());
         }
         let depth = group.epoch().as_u64().saturating_sub(notice.parent);

@@ -293,11 +293,12 @@ fn a_notice_from_an_admin_made_after_the_fork_is_followed_when_its_chain_shows_i
 }
 
 /// The same fork, with the notice first: device 3 held X when device 2's notice came, so
-/// there was nothing to do — then Y arrived, won fork choice, and device 3 stayed on a
-/// branch its admins had left. A notice is now kept while its parent is within reach and
-/// judged again after every fork.
+/// there was nothing to do — then Y arrived, won fork choice, and device 3 moved to a
+/// branch its admins had left (seeds 6476, 1702). A notice from an admin of ours that
+/// names the commit we hold now pins it: device 3 keeps X against the better Y, and its
+/// Welcomes say so (`LineageEntry::pinned`).
 #[test]
-fn a_notice_that_came_before_a_better_commit_is_judged_again_after_the_fork() {
+fn a_notice_from_an_admin_naming_our_commit_pins_it_against_a_better_one() {
     let (mut net, g, y, chain) = deep_admin_by_grant(&[2, 3], &[2]);
     assert_eq!(net.admins(3, &g), vec![0, 1, 2], "device 3 is on X");
     net.put_in_flight(y);
@@ -306,20 +307,85 @@ fn a_notice_that_came_before_a_better_commit_is_judged_again_after_the_fork() {
     net.advance(1);
     net.run(Order::Sent);
     assert!(
-        net.events(3)
+        !net.events(3)
             .iter()
             .any(|e| matches!(e, Event::ForkResolved { .. })),
-        "Y won fork choice on device 3 before the kept notice took it back: {:?}",
+        "device 3 kept X: {:?}",
         net.events(3)
     );
     net.assert_converged(&g, &[1, 2, 3]);
-    assert!(
-        !net.has_group(0, &g),
-        "device 2's branch removed admin 0: {:?} {:?}",
-        net.events(0),
-        net.epoch(0, &g).0
-    );
+    assert!(!net.has_group(0, &g), "device 2's branch removed admin 0");
     assert_eq!(net.admins(3, &g), vec![0, 1, 2]);
+    net.send_text(3, &g, "one branch");
+    net.run(Order::Sent);
+    net.assert_each_shown_once(&g, &[1, 2, 3], &["one branch"]);
+}
+
+/// A notice that named our commit came from a device our state did not count as an
+/// admin yet (its grant was still on the way), so it pinned nothing; then a better commit
+/// moved us off that commit. The notice, kept while its parent is within reach, is judged
+/// again after the fork, and its chain (which makes the notifier an admin) takes us back.
+#[test]
+fn a_kept_notice_is_judged_again_after_a_fork_moves_us_off_its_commit() {
+    let mut net = Network::new(5);
+    let g = net.create(0, "g");
+    net.add(0, g.clone(), &[1, 2, 3, 4]);
+    net.run(Order::Sent);
+    net.make_admin(0, &g, &[1]);
+    net.run(Order::Sent);
+    // X: admin 0's self-update, seen by devices 2 and 3; Y: admin 1 removes device 4.
+    net.self_update(0, &g);
+    let x = net.take_in_flight();
+    net.remove(1, &g, &[4]);
+    let y = net.take_in_flight();
+    net.put_in_flight(
+        x.into_iter()
+            .filter(|(to, _)| [2, 3].contains(to))
+            .collect(),
+    );
+    net.run(Order::Sent);
+    // On X, admin 0 grants device 2 admin (only device 2 hears of it), and device 2
+    // removes admin 0 and goes deep.
+    net.make_admin(0, &g, &[2]);
+    let grant = net.take_in_flight();
+    let (grant_to_2, grant_rest): (Vec<_>, Vec<_>) =
+        grant.into_iter().partition(|(to, _)| *to == 2);
+    net.put_in_flight(grant_to_2);
+    net.run(Order::Sent);
+    net.remove(2, &g, &[0]);
+    for _ in 1..HORIZON {
+        net.self_update(2, &g);
+    }
+    let chain = net.take_in_flight();
+    // Y reaches device 2: its notice reaches device 3 while device 3 still holds X.
+    let (y_to_3, y_rest): (Vec<_>, Vec<_>) = y.into_iter().partition(|(to, _)| *to == 3);
+    net.put_in_flight(y_rest);
+    net.run(Order::Sent);
+    assert_eq!(
+        net.admins(3, &g),
+        vec![0, 1],
+        "device 3 does not know the grant"
+    );
+    net.put_in_flight(y_to_3);
+    net.run(Order::Sent);
+    assert!(
+        net.events(3)
+            .iter()
+            .any(|e| matches!(e, Event::ForkResolved { .. })),
+        "Y moved device 3: {:?}",
+        net.events(3)
+    );
+    net.put_in_flight(grant_rest);
+    net.put_in_flight(chain);
+    net.run(Order::Sent);
+    net.advance(1);
+    net.run(Order::Sent);
+    net.assert_converged(&g, &[1, 2, 3]);
+    assert_eq!(
+        net.admins(3, &g),
+        vec![0, 1, 2],
+        "device 3 is back on device 2's branch"
+    );
     net.send_text(3, &g, "one branch");
     net.run(Order::Sent);
     net.assert_each_shown_once(&g, &[1, 2, 3], &["one branch"]);
