@@ -176,9 +176,7 @@ fn a_fork_notice_from_an_admin_our_branch_removed_is_believed() {
         "admin 0 learns its removal on its own branch"
     );
     net.assert_converged(&g, &[1, 2]);
-    net.send_text(2, &g, "one branch");
-    net.run(Order::Sent);
-    net.assert_each_shown_once(&g, &[1, 2], &["one branch"]);
+    net.assert_one_branch_carries_messages(&g, &[1, 2], 2);
 }
 
 /// Seed 6229: an adder whose add lost to a commit removing it tells the device it added
@@ -287,9 +285,7 @@ fn a_notice_from_an_admin_made_after_the_fork_is_followed_when_its_chain_shows_i
             .any(|m| m.address.starts_with("d4@")),
         "admin 1's removal is redone on the branch it moved to"
     );
-    net.send_text(3, &g, "one branch");
-    net.run(Order::Sent);
-    net.assert_each_shown_once(&g, &[1, 2, 3], &["one branch"]);
+    net.assert_one_branch_carries_messages(&g, &[1, 2, 3], 3);
 }
 
 /// The same fork, with the notice first: device 3 held X when device 2's notice came, so
@@ -316,9 +312,7 @@ fn a_notice_from_an_admin_naming_our_commit_pins_it_against_a_better_one() {
     net.assert_converged(&g, &[1, 2, 3]);
     assert!(!net.has_group(0, &g), "device 2's branch removed admin 0");
     assert_eq!(net.admins(3, &g), vec![0, 1, 2]);
-    net.send_text(3, &g, "one branch");
-    net.run(Order::Sent);
-    net.assert_each_shown_once(&g, &[1, 2, 3], &["one branch"]);
+    net.assert_one_branch_carries_messages(&g, &[1, 2, 3], 3);
 }
 
 /// A notice that named our commit came from a device our state did not count as an
@@ -386,9 +380,7 @@ fn a_kept_notice_is_judged_again_after_a_fork_moves_us_off_its_commit() {
         vec![0, 1, 2],
         "device 3 is back on device 2's branch"
     );
-    net.send_text(3, &g, "one branch");
-    net.run(Order::Sent);
-    net.assert_each_shown_once(&g, &[1, 2, 3], &["one branch"]);
+    net.assert_one_branch_carries_messages(&g, &[1, 2, 3], 3);
 }
 
 /// Seed 705: the admin's deep chain holds, past its first commit, a self-update that

@@ -535,6 +535,19 @@ impl Network {
             .expect("count")
     }
 
+    /// Device `from` sends a text, and every device of `nodes` shows it once: they are on
+    /// one branch, and messages flow on it.
+    pub fn assert_one_branch_carries_messages(
+        &mut self,
+        group: &GroupId,
+        nodes: &[usize],
+        from: usize,
+    ) {
+        self.send_text(from, group, "one branch");
+        self.run(Order::Sent);
+        self.assert_each_shown_once(group, nodes, &["one branch"]);
+    }
+
     /// When device `i`'s engine next wants `handle_timeout`, if ever.
     pub fn poll_timeout(&self, i: usize) -> Option<u64> {
         let node = &self.nodes[i];

@@ -76,15 +76,26 @@ fn a_welcome_ignored_before_its_join_hash_is_taken_when_the_hash_arrives() {
 /// no better).
 #[test]
 fn a_device_takes_the_join_hash_of_the_adder_whose_welcome_it_joined_with() {
+    deliver_in_turn(|loser, winner| [loser.welcome, winner.hash, loser.hash, winner.welcome]);
+}
+
+/// One adder's frames to device 3: its join hash and its Welcome.
+struct FromAdder {
+    hash: Frames,
+    welcome: Frames,
+}
+
+/// Competing adds of device 3; their frames reach it in the order `order` gives, one
+/// batch after the other; device 3 must end on the winning branch.
+fn deliver_in_turn(order: impl FnOnce(FromAdder, FromAdder) -> [Frames; 4]) {
     let (mut net, g, losers, winners) = competing_adds();
-    let split = |frames: Vec<(usize, Envelope)>| -> (Vec<_>, Vec<_>) {
-        frames
+    let split = |frames: Frames| {
+        let (hash, welcome) = frames
             .into_iter()
-            .partition(|(_, envelope)| envelope.is_control())
+            .partition(|(_, envelope)| envelope.is_control());
+        FromAdder { hash, welcome }
     };
-    let (loser_hash, loser_welcome) = split(losers);
-    let (winner_hash, winner_welcome) = split(winners);
-    for frames in [loser_welcome, winner_hash, loser_hash, winner_welcome] {
+    for frames in order(split(losers), split(winners)) {
         net.put_in_flight(frames);
         net.run(Order::Sent);
     }
@@ -99,17 +110,5 @@ fn a_device_takes_the_join_hash_of_the_adder_whose_welcome_it_joined_with() {
 /// loser's hash, filled in first, decides.
 #[test]
 fn a_welcome_that_tied_with_our_unhashed_join_is_taken_when_our_hash_arrives() {
-    let (mut net, g, losers, winners) = competing_adds();
-    let split = |frames: Vec<(usize, Envelope)>| -> (Vec<_>, Vec<_>) {
-        frames
-            .into_iter()
-            .partition(|(_, envelope)| envelope.is_control())
-    };
-    let (loser_hash, loser_welcome) = split(losers);
-    let (winner_hash, winner_welcome) = split(winners);
-    for frames in [winner_hash, loser_welcome, winner_welcome, loser_hash] {
-        net.put_in_flight(frames);
-        net.run(Order::Sent);
-    }
-    assert_on_the_winning_branch(net, &g);
+    deliver_in_turn(|loser, winner| [winner.hash, loser.welcome, winner.welcome, loser.hash]);
 }
