@@ -66,10 +66,7 @@ fn reversed_and_duplicated_delivery_converges_and_shows_each_message_once() {
 
 #[test]
 fn message_for_a_future_epoch_is_stashed_and_shown_after_the_commit() {
-    let mut net = Network::new(3);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(3, &[]);
     net.self_update(0, &g);
     net.send_text(0, &g, "after the update");
     // Device 2 gets the message before the commit that makes its epoch: no key it holds
@@ -91,10 +88,7 @@ fn message_for_a_future_epoch_is_stashed_and_shown_after_the_commit() {
 
 #[test]
 fn message_from_a_past_epoch_still_decrypts() {
-    let mut net = Network::new(3);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(3, &[]);
     net.send_text(1, &g, "sent before the update");
     let late = net.take_in_flight();
     net.self_update(0, &g);
@@ -108,10 +102,7 @@ fn message_from_a_past_epoch_still_decrypts() {
 
 #[test]
 fn removed_device_cannot_read_what_follows() {
-    let mut net = Network::new(3);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(3, &[]);
     net.remove(0, &g, &[2]);
     net.run(Order::Sent);
     assert!(net
@@ -131,10 +122,7 @@ fn removed_device_cannot_read_what_follows() {
 
 #[test]
 fn leave_request_is_committed_by_a_member() {
-    let mut net = Network::new(3);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(3, &[]);
     net.leave(1, &g);
     net.run(Order::Sent);
     assert!(net
@@ -182,10 +170,7 @@ fn a_forged_certificate_is_refused() {
 
 #[test]
 fn concurrent_commits_in_opposite_orders_end_on_one_chain() {
-    let mut net = Network::new(4);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2, 3]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(4, &[]);
     // Two admins commit on the same parent epoch; device 1 also sends on its branch.
     net.self_update(0, &g);
     net.self_update(1, &g);
@@ -222,10 +207,7 @@ fn removal_beats_a_concurrent_self_update_and_the_update_is_reissued() {
 
 #[test]
 fn a_device_behind_gets_the_commits_it_missed() {
-    let mut net = Network::new(3);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(3, &[]);
     net.self_update(0, &g);
     // Device 2 never receives that commit from the relay.
     net.drop_in_flight_to(2);
@@ -240,10 +222,7 @@ fn a_device_behind_gets_the_commits_it_missed() {
 
 #[test]
 fn content_kinds_round_trip_through_the_group() {
-    let mut net = Network::new(2);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(2, &[]);
     let id = net.send(
         0,
         &g,
@@ -338,10 +317,7 @@ fn random_schedules_converge() {
 
 #[test]
 fn a_used_key_package_is_deleted_once_the_group_is_past_the_horizon() {
-    let mut net = Network::new(2);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(2, &[]);
     assert_eq!(
         net.stored_key_packages(1),
         1,
@@ -357,12 +333,7 @@ fn a_used_key_package_is_deleted_once_the_group_is_past_the_horizon() {
 
 #[test]
 fn a_two_epoch_branch_is_rolled_back_when_the_better_commit_arrives_late() {
-    let mut net = Network::new(4);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2, 3]);
-    net.run(Order::Sent);
-    net.make_admin(0, &g, &[1]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(4, &[1]);
     let (start, _) = net.epoch(0, &g);
     // On the same parent: device 0 updates, device 1 removes device 3 (removal wins).
     net.self_update(0, &g);
@@ -540,10 +511,7 @@ fn concurrent_grants_both_take_effect() {
 
 #[test]
 fn a_non_admin_can_leave_and_an_admin_commits_it() {
-    let mut net = Network::new(3);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(3, &[]);
     net.leave(2, &g);
     net.run(Order::Sent);
     net.advance(kith_core::group::LEAVE_STEP_SECS * 4);
@@ -554,10 +522,7 @@ fn a_non_admin_can_leave_and_an_admin_commits_it() {
 
 #[test]
 fn a_fork_deeper_than_the_horizon_is_repaired_by_re_adding_the_losing_device() {
-    let mut net = Network::new(4);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2, 3]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(4, &[]);
     // Device 3 is cut off and commits more than H self-updates on its own branch.
     for _ in 0..=kith_core::group::HORIZON {
         net.self_update(3, &g);
@@ -592,12 +557,7 @@ fn net_identity(net: &Network, i: usize) -> kith_crypto::identity::IdentityPubli
 /// from a group whose members still counted it. Now the removal is tentative.
 #[test]
 fn a_removal_that_loses_fork_choice_does_not_drop_the_device() {
-    let mut net = Network::new(4);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2, 3]);
-    net.run(Order::Sent);
-    net.make_admin(0, &g, &[1]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(4, &[1]);
     net.remove(0, &g, &[2]);
     net.remove(1, &g, &[0]);
     // Device 2 gets its own removal first, then the competing commit.

@@ -104,12 +104,7 @@ fn a_member_on_a_shallow_branch_follows_the_admins_deep_branch_without_a_re_add(
 /// longer counts; such a device drops the group.
 #[test]
 fn a_removed_member_that_cannot_follow_its_own_commit_drops_the_group() {
-    let mut net = Network::new(4);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2, 3]);
-    net.run(Order::Sent);
-    net.make_admin(0, &g, &[2]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(4, &[2]);
     // Device 1's self-update does not reach device 2, whose removal of device 3 on the
     // same parent (class 0, it wins there) reaches only device 1.
     net.self_update(1, &g);
@@ -149,12 +144,7 @@ fn a_removed_member_that_cannot_follow_its_own_commit_drops_the_group() {
 /// admin list is believed even when our branch dropped it.
 #[test]
 fn a_fork_notice_from_an_admin_our_branch_removed_is_believed() {
-    let mut net = Network::new(3);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2]);
-    net.run(Order::Sent);
-    net.make_admin(0, &g, &[1]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(3, &[1]);
     // Admin 1 removes admin 0, cut off from it; admin 0 goes deep on the same parent.
     net.remove(1, &g, &[0]);
     let removal = net.take_in_flight();
@@ -225,12 +215,7 @@ type Held = Vec<(usize, Envelope)>;
 /// back (so nobody on Y learns of the grant from admin 0); then Y reaches
 /// `y_to`. Returns the held frames: Y's to the others, and device 2's chain.
 fn deep_admin_by_grant(x_to: &[usize], y_to: &[usize]) -> (Network, GroupId, Held, Held) {
-    let mut net = Network::new(5);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2, 3, 4]);
-    net.run(Order::Sent);
-    net.make_admin(0, &g, &[1]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(5, &[1]);
     net.make_admin(0, &g, &[2]);
     let x = net.take_in_flight();
     net.remove(1, &g, &[4]);
@@ -321,12 +306,7 @@ fn a_notice_from_an_admin_naming_our_commit_pins_it_against_a_better_one() {
 /// again after the fork, and its chain (which makes the notifier an admin) takes us back.
 #[test]
 fn a_kept_notice_is_judged_again_after_a_fork_moves_us_off_its_commit() {
-    let mut net = Network::new(5);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2, 3, 4]);
-    net.run(Order::Sent);
-    net.make_admin(0, &g, &[1]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(5, &[1]);
     // X: admin 0's self-update, seen by devices 2 and 3; Y: admin 1 removes device 4.
     net.self_update(0, &g);
     let x = net.take_in_flight();
@@ -390,12 +370,7 @@ fn a_kept_notice_is_judged_again_after_a_fork_moves_us_off_its_commit() {
 /// not taken: device 1 asks to be re-added instead.
 #[test]
 fn a_chain_that_stops_at_our_own_commit_is_not_taken_and_we_ask_for_a_re_add() {
-    let mut net = Network::new(4);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2, 3]);
-    net.run(Order::Sent);
-    net.make_admin(0, &g, &[2]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(4, &[2]);
     // X: admin 0's self-update, seen by device 1 only; Y: admin 2 removes device 3 on the
     // same parent (a removal: it wins there), held back.
     net.self_update(0, &g);

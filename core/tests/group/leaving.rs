@@ -70,10 +70,7 @@ fn a_leave_request_nobody_read_is_sent_again_after_an_incoming_add() {
 
 #[test]
 fn a_device_re_added_after_its_leave_does_not_ask_to_leave_again() {
-    let mut net = Network::new(2);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(2, &[]);
     net.leave(1, &g);
     settle(&mut net);
     assert!(removed(&net, 1) && !net.has_group(1, &g));

@@ -6,9 +6,23 @@ use kith_crypto::mls::openmls::prelude::OpenMlsProvider as _;
 use kith_crypto::mls::openmls::prelude::{GroupId as MlsGroupId, MlsGroup, MlsMessageOut};
 use kith_crypto::mls::{DeviceSigningKey, KithProvider};
 
-use super::Network;
+use super::{Network, Order};
 
 impl Network {
+    /// `n` devices and a group "g" that device 0 created with every other device added,
+    /// then made `admins` admins; everything delivered in order.
+    pub fn with_group(n: usize, admins: &[usize]) -> (Network, GroupId) {
+        let mut net = Network::new(n);
+        let g = net.create(0, "g");
+        net.add(0, g.clone(), &(1..n).collect::<Vec<_>>());
+        net.run(Order::Sent);
+        if !admins.is_empty() {
+            net.make_admin(0, &g, admins);
+            net.run(Order::Sent);
+        }
+        (net, g)
+    }
+
     /// Device `i` makes devices `who` admins.
     pub fn make_admin(&mut self, i: usize, group: &GroupId, who: &[usize]) {
         self.try_make_admin(i, group, who).expect("make admin");

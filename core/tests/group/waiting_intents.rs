@@ -8,12 +8,7 @@ use super::network::{Network, Order};
 /// admin" on the way, and device 2 stayed in for good; it now waits for the grant.
 #[test]
 fn an_admins_intent_waits_for_its_grant_to_be_reissued_after_a_fork() {
-    let mut net = Network::new(5);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2, 3, 4]);
-    net.run(Order::Sent);
-    net.make_admin(0, &g, &[3]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(5, &[3]);
     net.make_admin(0, &g, &[1]);
     let x = net.take_in_flight();
     net.remove(3, &g, &[4]);
@@ -51,12 +46,7 @@ fn an_admins_intent_waits_for_its_grant_to_be_reissued_after_a_fork() {
 /// over and over (a client would spin on `handle_timeout`).
 #[test]
 fn an_intent_that_waits_for_admin_rights_sets_no_timer() {
-    let mut net = Network::new(4);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2, 3]);
-    net.run(Order::Sent);
-    net.make_admin(0, &g, &[3]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_group(4, &[3]);
     net.make_admin(0, &g, &[1]);
     let x = net.take_in_flight();
     net.remove(3, &g, &[0]);
