@@ -123,13 +123,6 @@ pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
              hash BLOB NOT NULL,
              PRIMARY KEY (group_id, parent_epoch)
          );
-         CREATE TABLE IF NOT EXISTS kith_kept_notices (
-             group_id BLOB NOT NULL,
-             parent_epoch INTEGER NOT NULL,
-             signer TEXT NOT NULL,
-             notice BLOB NOT NULL,
-             PRIMARY KEY (group_id, parent_epoch, signer)
-         );
          CREATE TABLE IF NOT EXISTS kith_epoch_members (
              group_id BLOB NOT NULL,
              epoch INTEGER NOT NULL,
@@ -141,56 +134,7 @@ pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
 }
 
 /// The tables, for `forget_group`.
-pub(crate) const TABLES: [&str; 4] = [
-    "kith_fork_notices",
-    "kith_fork_pins",
-    "kith_kept_notices",
-    "kith_epoch_members",
-];
-
-/// The most notices kept per group (those of the latest parents win).
-const MAX_KEPT_NOTICES: i64 = 16;
-
-/// Keeps a notice whose parent we can roll back to, one per parent and signer.
-fn keep(
-    db: &Connection,
-    gid: &GroupId,
-    signer: &str,
-    notice: &ForkNotice,
-) -> Result<(), GroupError> {
-    db.execute(
-        "INSERT OR REPLACE INTO kith_kept_notices (group_id, parent_epoch, signer, notice)
-         VALUES (?1, ?2, ?3, ?4)",
-        params![gid.0, notice.parent as i64, signer, notice.encode()],
-    )?;
-    db.execute(
-        "DELETE FROM kith_kept_notices WHERE group_id = ?1 AND rowid NOT IN
-             (SELECT rowid FROM kith_kept_notices WHERE group_id = ?1
-              ORDER BY parent_epoch DESC LIMIT ?2)",
-        params![gid.0, MAX_KEPT_NOTICES],
-    )?;
-    Ok(())
-}
-
-/// The kept notices of `gid`, oldest parent first.
-fn kept(db: &Connection, gid: &GroupId) -> Result<Vec<(u64, Vec<u8>)>, GroupError> {
-    let mut stmt = db.prepare(
-        "SELECT parent_epoch, notice FROM kith_kept_notices WHERE group_id = ?1
-         ORDER BY parent_epoch, signer",
-    )?;
-    let rows = stmt.query_map(params![gid.0], |r| {
-        Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-fn forget_kept(db: &Connection, gid: &GroupId, parent: u64) -> Result<(), GroupError> {
-    db.execute(
-        "DELETE FROM kith_kept_notices WHERE group_id = ?1 AND parent_epoch = ?2",
-        params![gid.0, parent as i64],
-    )?;
-    Ok(())
-}
+pub(crate) const TABLES: [&str; 3] = ["kith_fork_notices", "kith_fork_pins", "kith_epoch_members"];
 
 /// Records who is a member at `epoch` (whom a fork notice about that epoch must reach).
 pub(crate) fn record_members(
@@ -444,7 +388,7 @@ impl GroupEngine {
         let can_roll_back = super::snapshot::has_snapshot(db, &gid, notice.parent)?;
         // Kept even while a commit has (tentatively) removed us: a fork may undo that.
         if can_roll_back {
-            keep(db, &gid, &signer, &notice)?;
+            super::kept_notices::keep(db, &gid, &signer, &notice)?;
         }
         if our_hash == notice.hash {
             // An admin of ours holds our commit here beyond its horizon: it stays, even
@@ -489,28 +433,6 @@ impl GroupEngine {
         }
         tracing::debug!(shallow, "re-joining the branch of a fork notice");
         self.request_rejoin(db, &gid, notice.parent, &notice.admins, out)
-    }
-
-    /// Judges again the notices kept for `gid`, after a fork moved us to another commit
-    /// on some parent: one that named the commit we held there may now be one we must
-    /// follow. Notices whose parent we can no longer roll back to are dropped.
-    pub(crate) fn judge_kept_notices(
-        &self,
-        db: &Connection,
-        now: u64,
-        gid: &GroupId,
-        out: &mut Output,
-    ) -> Result<(), GroupError> {
-        for (parent, bytes) in kept(db, gid)? {
-            let notice = ForkNotice::decode(&bytes);
-            match notice {
-                Some(notice) if super::snapshot::has_snapshot(db, gid, parent)? => {
-                    self.receive_fork_notice(db, now, notice, out)?
-                }
-                _ => forget_kept(db, gid, parent)?,
-            }
-        }
-        Ok(())
     }
 
     /// Takes the notice's commit on its parent (pinned, so that fork choice does not undo

@@ -22,6 +22,7 @@ mod fork;
 mod fork_notice;
 mod intents;
 mod join_hash;
+mod kept_notices;
 mod lineage;
 mod queries;
 mod randomness;

@@ -87,30 +87,6 @@ impl GroupEngine {
         Ok(out)
     }
 
-    /// Once per group a fork moved to another commit: the notices kept for it are judged
-    /// again (`fork_notice::judge_kept_notices`).
-    fn judge_after_forks(
-        &self,
-        db: &Connection,
-        now: u64,
-        out: &mut Output,
-    ) -> Result<(), GroupError> {
-        let mut forked: Vec<GroupId> = Vec::new();
-        for event in &out.events {
-            if let Event::ForkResolved { group, .. } = event {
-                if !forked.contains(group) {
-                    forked.push(group.clone());
-                }
-            }
-        }
-        for gid in forked {
-            if store::is_member_group(db, &gid)? {
-                self.judge_kept_notices(db, now, &gid, out)?;
-            }
-        }
-        Ok(())
-    }
-
     pub(crate) fn receive_commit(
         &self,
         db: &Connection,

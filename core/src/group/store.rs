@@ -84,6 +84,7 @@ pub fn migrate(db: &Connection) -> Result<(), GroupError> {
     super::lineage::migrate(db)?;
     super::branch_lost::migrate(db)?;
     super::fork_notice::migrate(db)?;
+    super::kept_notices::migrate(db)?;
     super::join_hash::migrate(db)?;
     super::repair::migrate(db)
 }
@@ -137,6 +138,7 @@ pub(crate) fn forget_group(db: &Connection, group: &GroupId) -> Result<(), Group
         super::lineage::TABLE,
         super::branch_lost::TABLE,
         super::join_hash::ADDERS,
+        super::kept_notices::TABLE,
     ])
     .chain(super::fork_notice::TABLES)
     {
