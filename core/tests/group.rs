@@ -433,12 +433,7 @@ fn a_membership_commit_from_a_non_admin_is_refused_by_receivers() {
 /// commit that changes the context any other way is refused by every receiver.
 #[test]
 fn context_changes_other_than_granting_members_are_refused() {
-    let mut net = Network::new(4);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2]);
-    net.run(Order::Sent);
-    net.make_admin(0, &g, &[1]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_outsiders(4, 3, &[1]);
     assert_eq!(net.admins(2, &g), vec![0, 1]);
     let addresses: Vec<String> = net.members(0, &g).into_iter().map(|m| m.address).collect();
     let outsider = "d3@relay.example".to_owned();
@@ -610,12 +605,7 @@ fn a_late_duplicate_welcome_does_not_roll_a_device_back() {
 /// the parent of the two adds (simulator seed 129).
 #[test]
 fn a_device_added_by_a_losing_commit_takes_the_welcome_that_re_adds_it() {
-    let mut net = Network::new(5);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2]);
-    net.run(Order::Sent);
-    net.make_admin(0, &g, &[1]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_outsiders(5, 3, &[1]);
     net.add(0, g.clone(), &[3]);
     net.add(1, g.clone(), &[4]);
     let newcomers = |frames: Vec<(usize, network::Envelope)>| -> (Vec<_>, Vec<_>) {

@@ -41,7 +41,7 @@ pub(crate) enum Intent {
 
 impl Intent {
     /// The intent's kind, for logs (never its content).
-    fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Intent::Add { .. } => "add",
             Intent::Remove { .. } => "remove",
@@ -162,7 +162,7 @@ impl GroupEngine {
             Intent::SelfUpdate => Some(self.stage_self_update(&provider, &mut group)?),
         };
         let Some(staged) = staged else {
-            return store::delete_intent(db, id);
+            return settle_moot(db, gid, id, group.epoch().as_u64());
         };
         // Judged from the staged commit, as for incoming ones (`merge_staged`).
         let brings_answerers = group
@@ -395,5 +395,25 @@ impl GroupEngine {
         store::log_commit(db, gid, parent, &logged)?;
         self.after_merge(db, provider, group, gid, &before, out)?;
         Ok(hash)
+    }
+}
+
+/// An intent with nothing left to commit at `epoch` (the devices to remove are gone, those
+/// to add are in, the grant is held) was carried out by someone else's commit on our
+/// chain. It is tied to the commit that made `epoch`, as if ours carried it, so that a fork
+/// that drops that commit — by rollback, or a Welcome to a branch without it — asks again
+/// (seed 6229: an admin's removal was moot after another admin's, and the branch the
+/// group kept had neither). Beyond the horizon it is forgotten like any settled intent.
+fn settle_moot(db: &Connection, gid: &GroupId, id: i64, epoch: u64) -> Result<(), GroupError> {
+    let Some(parent) = epoch.checked_sub(1) else {
+        return store::delete_intent(db, id);
+    };
+    let hash = match store::logged_commit(db, gid, parent)? {
+        Some(commit) => Some(commit.hash),
+        None => lineage::join_hash_at(db, gid, parent)?.map(|h| h.to_vec()),
+    };
+    match hash {
+        Some(hash) => store::settle_intent(db, id, parent, &hash),
+        None => store::delete_intent(db, id),
     }
 }

@@ -265,6 +265,24 @@ pub(crate) fn unhashed_join(db: &Connection, group: &GroupId) -> Result<Option<u
     Ok(last.and_then(|(parent, hash)| hash.is_none().then_some(parent as u64)))
 }
 
+/// The hash of the commit on `parent` in the lineage we joined with, if it names one.
+pub(crate) fn join_hash_at(
+    db: &Connection,
+    group: &GroupId,
+    parent: u64,
+) -> Result<Option<[u8; 32]>, GroupError> {
+    let hash: Option<Option<Vec<u8>>> = db
+        .query_row(
+            "SELECT hash FROM kith_lineage WHERE group_id = ?1 AND parent_epoch = ?2",
+            params![group.0, parent as i64],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(hash
+        .flatten()
+        .and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()))
+}
+
 /// Records the hash of the add on `parent` that put us into the group.
 pub(crate) fn set_join_hash(
     db: &Connection,

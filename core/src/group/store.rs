@@ -380,6 +380,45 @@ pub(crate) fn due_intents(
     Ok(intents)
 }
 
+/// An intent as stored: what it asks, when it is due, and the commit of ours that carries it.
+pub(crate) struct StoredIntent {
+    /// The change asked for.
+    pub(crate) intent: super::intents::Intent,
+    /// When it is due (`AWAITING_ADMIN` while it waits for admin rights).
+    pub(crate) not_before: i64,
+    /// The parent epoch and hash of our commit that carries it, once there is one.
+    pub(crate) settled: Option<(u64, Vec<u8>)>,
+}
+
+/// Every intent of the group, in the order they were asked for.
+pub(crate) fn all_intents(
+    db: &Connection,
+    group: &GroupId,
+) -> Result<Vec<StoredIntent>, GroupError> {
+    let mut stmt = db.prepare(
+        "SELECT intent, not_before, parent_epoch, commit_hash FROM kith_intents
+         WHERE group_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![group.0], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, Option<i64>>(2)?,
+            r.get::<_, Option<Vec<u8>>>(3)?,
+        ))
+    })?;
+    let mut intents = Vec::new();
+    for row in rows {
+        let (text, not_before, parent, hash) = row?;
+        intents.push(StoredIntent {
+            intent: serde_json::from_str(&text)?,
+            not_before,
+            settled: parent.zip(hash).map(|(p, h)| (p as u64, h)),
+        });
+    }
+    Ok(intents)
+}
+
 /// The `not_before` of an intent that waits until we are an admin again: never due by time.
 pub(crate) const AWAITING_ADMIN: i64 = i64::MAX;
 

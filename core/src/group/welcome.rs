@@ -13,6 +13,7 @@ use rusqlite::Connection;
 use super::admin;
 use super::commands::load;
 use super::errors::{malformed, mls, GroupError};
+use super::intents::Intent;
 use super::join_hash;
 use super::lineage::{self, Lineage, LINEAGE_EXTENSION_TYPE};
 use super::removal;
@@ -135,9 +136,13 @@ impl GroupEngine {
         let provider = self.provider(db);
         let gid = opened.group;
         let (resend, leaving) = carried_over(db, &gid)?;
+        let intents = intents_carried_over(db, &gid, opened.lineage.as_ref())?;
         let group = opened.staged.into_group(&provider).map_err(mls)?;
         store::forget_group(db, &gid)?;
         store::ensure_group_row(db, &gid)?;
+        for (intent, not_before) in &intents {
+            store::add_intent(db, &gid, intent, *not_before)?;
+        }
         if let Some(lineage) = &opened.lineage {
             lineage::store_joined(db, &gid, lineage)?;
         }
@@ -226,4 +231,39 @@ fn carried_over(
         }
     }
     Ok((messages, leaving))
+}
+
+/// The membership changes a device moving to another branch by a Welcome still wants (seed
+/// 6229: an admin removed a device on its branch, then a better Welcome moved it to a
+/// branch where that device is still in), each with when it is due. Pending ones go along
+/// as they are; one our commit carried goes along, due at once, unless the Welcome's
+/// lineage holds that very commit or the commit is older than the lineage (shared history).
+/// A device a commit removed carries nothing: the Welcome starts a new membership, and the
+/// plans of the old one died with it, as its leave request does.
+fn intents_carried_over(
+    db: &Connection,
+    gid: &GroupId,
+    lineage: Option<&Lineage>,
+) -> Result<Vec<(Intent, u64)>, GroupError> {
+    if !store::is_member_group(db, gid)? || removal::removed_parent(db, gid)?.is_some() {
+        return Ok(Vec::new());
+    }
+    let entries = lineage.map_or(&[][..], |l| l.entries.as_slice());
+    let on_their_branch = |parent: u64, hash: &[u8]| {
+        entries.first().is_none_or(|first| parent < first.parent)
+            || entries
+                .iter()
+                .any(|e| e.parent == parent && e.hash.is_some_and(|h| h[..] == *hash))
+    };
+    let mut carried = Vec::new();
+    for stored in store::all_intents(db, gid)? {
+        match &stored.settled {
+            None => carried.push((stored.intent, stored.not_before.max(0) as u64)),
+            Some((parent, hash)) if !on_their_branch(*parent, hash) => {
+                carried.push((stored.intent, 0))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(carried)
 }

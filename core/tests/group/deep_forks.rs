@@ -175,12 +175,7 @@ fn a_fork_notice_from_an_admin_our_branch_removed_is_believed() {
 /// now carries the adder's certificate, like a fork notice.
 #[test]
 fn a_branch_lost_frame_from_an_adder_the_branch_removed_is_believed() {
-    let mut net = Network::new(4);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2]);
-    net.run(Order::Sent);
-    net.make_admin(0, &g, &[1, 2]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_outsiders(4, 3, &[1, 2]);
     // Admin 1 removes admin 0 (class 0), held back; admin 0 adds device 3 on the same
     // parent, and only devices 2 and 3 hear of it.
     net.remove(1, &g, &[0]);

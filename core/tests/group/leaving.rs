@@ -26,12 +26,7 @@ fn settle(net: &mut Network) {
 fn an_admin_that_missed_a_leave_request_gets_it_when_the_leaver_adds_a_device() {
     // Seed 5208: the creator asked to leave; the only other admin was on another branch,
     // could not open the request, and re-joined by a Welcome after it, so nobody answered.
-    let mut net = Network::new(3);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1]);
-    net.run(Order::Sent);
-    net.make_admin(0, &g, &[1]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_outsiders(3, 2, &[1]);
     net.leave(0, &g);
     net.drop_in_flight_to(1);
     settle(&mut net);
@@ -49,12 +44,7 @@ fn an_admin_that_missed_a_leave_request_gets_it_when_the_leaver_adds_a_device() 
 
 #[test]
 fn a_leave_request_nobody_read_is_sent_again_after_an_incoming_add() {
-    let mut net = Network::new(4);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2]);
-    net.run(Order::Sent);
-    net.make_admin(0, &g, &[1]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_outsiders(4, 3, &[1]);
     net.leave(2, &g);
     net.drop_in_flight_to(0);
     net.drop_in_flight_to(1);

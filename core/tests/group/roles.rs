@@ -12,9 +12,15 @@ impl Network {
     /// `n` devices and a group "g" that device 0 created with every other device added,
     /// then made `admins` admins; everything delivered in order.
     pub fn with_group(n: usize, admins: &[usize]) -> (Network, GroupId) {
+        Network::with_outsiders(n, n, admins)
+    }
+
+    /// `n` devices, of which the first `members` hold a group "g" that device 0 created,
+    /// then made `admins` admins; the others are outside it. Everything is delivered.
+    pub fn with_outsiders(n: usize, members: usize, admins: &[usize]) -> (Network, GroupId) {
         let mut net = Network::new(n);
         let g = net.create(0, "g");
-        net.add(0, g.clone(), &(1..n).collect::<Vec<_>>());
+        net.add(0, g.clone(), &(1..members).collect::<Vec<_>>());
         net.run(Order::Sent);
         if !admins.is_empty() {
             net.make_admin(0, &g, admins);

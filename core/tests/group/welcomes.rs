@@ -20,12 +20,7 @@ fn rolled_back(net: &Network, i: usize) -> bool {
 /// Two admins add device 3 on one parent; returns each adder's frames to device 3, the
 /// loser's first, after the rest has been delivered (so that fork choice has settled).
 fn competing_adds() -> (Network, GroupId, Frames, Frames) {
-    let mut net = Network::new(4);
-    let g = net.create(0, "g");
-    net.add(0, g.clone(), &[1, 2]);
-    net.run(Order::Sent);
-    net.make_admin(0, &g, &[1]);
-    net.run(Order::Sent);
+    let (mut net, g) = Network::with_outsiders(4, 3, &[1]);
     let to_3 = |frames: Vec<(usize, Envelope)>| -> (Vec<_>, Vec<_>) {
         frames.into_iter().partition(|(to, _)| *to == 3)
     };
