@@ -139,7 +139,10 @@ impl World {
             Err(error) => return Called::Failed(GroupError::Database(error)),
         };
         let fired = crash.map(|ticks| device.arm(ticks));
+        // Engine logs name the device they come from (`d{i=5}:`, with `RUST_LOG=kith_sim=debug`).
+        let span = tracing::debug_span!("d", i).entered();
         let result = f(&device.engine, &tx, self.now, &mut self.rng);
+        drop(span);
         if fired.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
             drop(result);
             drop(tx);

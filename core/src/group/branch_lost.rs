@@ -150,8 +150,8 @@ impl GroupEngine {
         Ok(())
     }
 
-    /// A branch-lost frame arrived: drop the group if we are still on that branch and the
-    /// signer is an admin there whose signature verifies.
+    /// A branch-lost frame arrived: drop the group if we are still on that branch (also
+    /// while tentatively removed) and the signer is an admin there whose signature verifies.
     pub(crate) fn receive_branch_lost(
         &self,
         db: &Connection,
@@ -159,7 +159,9 @@ impl GroupEngine {
         out: &mut Output,
     ) -> Result<(), GroupError> {
         let gid = GroupId(lost.group.clone());
-        if !super::control::holds_active(db, &gid)? {
+        // Also while a commit tentatively removed us: fork choice may undo that removal
+        // and leave us on the lost branch, with the frame long gone (seed 43).
+        if !store::is_member_group(db, &gid)? {
             return Ok(());
         }
         let on_that_branch = store::epoch_record(db, &gid, lost.epoch)?

@@ -202,6 +202,58 @@ fn a_branch_lost_frame_from_an_adder_the_branch_removed_is_believed() {
     net.assert_converged(&g, &[1, 2]);
 }
 
+/// Seed 43: a device added on a branch that loses gets its adder's `BranchLost` while a
+/// commit on that branch has tentatively removed it. The frame used to be ignored then;
+/// a better commit at an earlier parent undid the removal, and the device stayed on the
+/// lost branch, counted by nobody. The frame is now judged while tentatively removed too:
+/// the device drops the branch and asks to be re-added.
+#[test]
+fn a_branch_lost_frame_is_believed_while_tentatively_removed() {
+    let (mut net, g) = Network::with_outsiders(5, 4, &[1, 2]);
+    let only = |frames: Held, to: &[usize]| -> Held {
+        frames.into_iter().filter(|(t, _)| to.contains(t)).collect()
+    };
+    // On parent p admin 1 removes admin 0 (R, held back); admin 0 adds device 4 (A), and
+    // everyone but admin 1 takes it.
+    net.remove(1, &g, &[0]);
+    let r = net.take_in_flight();
+    net.add(0, g.clone(), &[4]);
+    let a = net.take_in_flight();
+    net.put_in_flight(only(a, &[0, 2, 3, 4]));
+    net.run(Order::Sent);
+    assert!(net.has_group(4, &g));
+    // On p + 1: device 3 self-updates (S1); admin 2 makes device 3 an admin (S2, which
+    // beats S1). Admin 0 and device 4 see S1 first, and admin 0 removes device 4 on it.
+    net.self_update(3, &g);
+    let s1 = net.take_in_flight();
+    net.make_admin(2, &g, &[3]);
+    let s2 = net.take_in_flight();
+    net.put_in_flight(only(s1, &[0, 4]));
+    net.run(Order::Sent);
+    net.remove(0, &g, &[4]);
+    let removal_of_4 = net.take_in_flight();
+    net.put_in_flight(only(removal_of_4, &[4]));
+    net.run(Order::Sent);
+    assert!(!net.has_group(4, &g), "device 4 is tentatively removed");
+    // R reaches admin 0: its add lost, and it tells device 4 (still tentatively removed).
+    net.put_in_flight(only(r.clone(), &[0]));
+    net.run(Order::Sent);
+    // S2 would undo device 4's removal; then R reaches everyone else.
+    net.put_in_flight(s2);
+    net.run(Order::Sent);
+    net.put_in_flight(only(r, &[2, 3]));
+    net.run(Order::Sent);
+    net.advance(kith_core::group::LEAVE_STEP_SECS * 4);
+    net.run(Order::Sent);
+    // Device 4 dropped the lost branch and asked its admins for a re-add; admin 2, still
+    // on that branch then, re-added it, and re-issued the re-add on the branch kept.
+    assert!(net
+        .events(4)
+        .iter()
+        .any(|e| matches!(e, Event::RejoinRequested { .. })));
+    net.assert_converged(&g, &[1, 2, 3, 4]);
+}
+
 type Held = Vec<(usize, Envelope)>;
 
 /// Two commits on one parent: admin 0 grants device 2 admin (X), admin 1 removes device 4
