@@ -11,7 +11,10 @@
 //! device it added after that commit's parent: a `BranchLost` control frame, signed with the
 //! adder's leaf key, sealed to the device's key. The device drops the group if it is still
 //! on that branch (it holds that epoch id) and the signer is an admin there; otherwise (it
-//! has moved to the winning branch meanwhile) the frame changes nothing.
+//! has moved to the winning branch meanwhile) the frame changes nothing — but it is kept
+//! (at most [`MAX_KEPT_BRANCH_LOST`] in all): it may come before the Welcome it names
+//! (seed 6071: the device then joined the lost branch and stayed there alone), so every
+//! Welcome taken is checked against the kept frames.
 use kith_crypto::frame::{Frame, FrameKind};
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
@@ -23,6 +26,9 @@ use super::{Event, GroupEngine, GroupId, Outgoing, Output, SealKey};
 
 /// The largest branch-lost frame accepted.
 pub const MAX_BRANCH_LOST_LEN: usize = 4 * 1024;
+
+/// The most branch-lost frames kept for a branch we are not on (yet).
+pub(crate) const MAX_KEPT_BRANCH_LOST: i64 = 64;
 
 const CONTEXT: &str = "branch-lost";
 
@@ -75,6 +81,11 @@ pub(crate) fn migrate(db: &Connection) -> Result<(), GroupError> {
              epoch INTEGER NOT NULL,
              epoch_id BLOB NOT NULL,
              PRIMARY KEY (group_id, address, epoch)
+         );
+         CREATE TABLE IF NOT EXISTS kith_branch_lost_kept (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             group_id BLOB NOT NULL,
+             frame BLOB NOT NULL
          );",
     )?;
     Ok(())
@@ -161,15 +172,62 @@ impl GroupEngine {
         let gid = GroupId(lost.group.clone());
         // Also while a commit tentatively removed us: fork choice may undo that removal
         // and leave us on the lost branch, with the frame long gone (seed 43).
-        if !store::is_member_group(db, &gid)? {
+        if !on_that_branch(db, &gid, &lost)? {
+            tracing::debug!("keeping a branch-lost frame for a branch we are not on");
+            db.execute(
+                "INSERT INTO kith_branch_lost_kept (group_id, frame) VALUES (?1, ?2)",
+                params![gid.0, lost.encode()],
+            )?;
+            db.execute(
+                "DELETE FROM kith_branch_lost_kept
+                 WHERE id <= (SELECT MAX(id) FROM kith_branch_lost_kept) - ?1",
+                params![MAX_KEPT_BRANCH_LOST],
+            )?;
             return Ok(());
         }
-        let on_that_branch = store::epoch_record(db, &gid, lost.epoch)?
-            .is_some_and(|(id, _)| id[..] == lost.epoch_id[..]);
-        if !on_that_branch {
-            tracing::debug!("branch-lost frame for a branch we are not on");
-            return Ok(());
+        self.believe_branch_lost(db, &gid, lost, out)
+    }
+
+    /// After a Welcome was taken: a kept branch-lost frame that names the epoch it put us
+    /// in is believed now.
+    pub(crate) fn judge_kept_branch_lost(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let kept: Vec<(i64, Vec<u8>)> = {
+            let mut stmt = db.prepare(
+                "SELECT id, frame FROM kith_branch_lost_kept WHERE group_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![gid.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (id, bytes) in kept {
+            let Some(lost) = BranchLost::decode(&bytes) else {
+                continue;
+            };
+            if on_that_branch(db, gid, &lost)? {
+                db.execute(
+                    "DELETE FROM kith_branch_lost_kept WHERE id = ?1",
+                    params![id],
+                )?;
+                tracing::debug!("a kept branch-lost frame names the epoch a Welcome put us in");
+                return self.believe_branch_lost(db, gid, lost, out);
+            }
         }
+        Ok(())
+    }
+
+    /// We are on the branch a branch-lost frame names: drop it if an admin there signed.
+    fn believe_branch_lost(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+        lost: BranchLost,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let gid = gid.clone();
         let provider = self.provider(db);
         let group = load(&provider, &gid)?;
         let signed = BranchLost::signed_bytes(&lost.group, lost.epoch, &lost.epoch_id);
@@ -199,6 +257,14 @@ impl GroupEngine {
         out.events.push(Event::Removed { group: gid });
         Ok(())
     }
+}
+
+/// Whether we hold the group (also tentatively removed) on the branch `lost` names: the
+/// epoch it names has the id it names.
+fn on_that_branch(db: &Connection, gid: &GroupId, lost: &BranchLost) -> Result<bool, GroupError> {
+    Ok(store::is_member_group(db, gid)?
+        && store::epoch_record(db, gid, lost.epoch)?
+            .is_some_and(|(id, _)| id[..] == lost.epoch_id[..]))
 }
 
 #[cfg(test)]

@@ -162,8 +162,12 @@ impl GroupEngine {
         }
         self.apply_join_hashes(db, &gid)?;
         out.events.push(Event::Joined { group: gid.clone() });
-        out.events.push(Event::EpochChanged { group: gid, epoch });
-        Ok(())
+        out.events.push(Event::EpochChanged {
+            group: gid.clone(),
+            epoch,
+        });
+        // Its adder may have told us already that this branch is lost (seed 6071).
+        self.judge_kept_branch_lost(db, &gid, out)
     }
 
     /// A Welcome for a group we already hold replaces our state only if we asked to be

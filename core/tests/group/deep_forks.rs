@@ -202,6 +202,43 @@ fn a_branch_lost_frame_from_an_adder_the_branch_removed_is_believed() {
     net.assert_converged(&g, &[1, 2]);
 }
 
+/// Seed 6071: the adder's `BranchLost` reached the device before the Welcome it names;
+/// the device, not in the group yet, ignored it, then joined the lost branch with the
+/// Welcome and stayed there alone. The frame is now kept and judged when a Welcome is
+/// taken.
+#[test]
+fn a_branch_lost_frame_that_comes_before_its_welcome_is_believed_after_it() {
+    let (mut net, g) = Network::with_outsiders(4, 3, &[1, 2]);
+    // Admin 1 removes admin 0 (R); admin 0 adds device 3 on the same parent (A), and
+    // only device 2 hears of the add before R.
+    net.remove(1, &g, &[0]);
+    let r = net.take_in_flight();
+    net.add(0, g.clone(), &[3]);
+    let (a_to_3, a_rest): (Held, Held) = net
+        .take_in_flight()
+        .into_iter()
+        .partition(|(to, _)| *to == 3);
+    net.put_in_flight(a_rest.into_iter().filter(|(to, _)| *to == 2).collect());
+    net.run(Order::Sent);
+    // R wins: admin 0 tells device 3 its branch is lost, before device 3 has the Welcome.
+    net.put_in_flight(r);
+    net.run(Order::Sent);
+    assert!(!net.has_group(3, &g));
+    net.put_in_flight(a_to_3);
+    net.run(Order::Sent);
+    net.advance(kith_core::group::LEAVE_STEP_SECS * 4);
+    net.run(Order::Sent);
+    assert!(
+        !net.has_group(3, &g),
+        "device 3 did not stay on the lost branch"
+    );
+    assert!(net
+        .events(3)
+        .iter()
+        .any(|e| matches!(e, Event::Joined { .. })));
+    net.assert_converged(&g, &[1, 2]);
+}
+
 /// Seed 43: a device added on a branch that loses gets its adder's `BranchLost` while a
 /// commit on that branch has tentatively removed it. The frame used to be ignored then;
 /// a better commit at an earlier parent undid the removal, and the device stayed on the
