@@ -420,7 +420,7 @@ impl GroupEngine {
                 parent = notice.parent,
                 "moved to the branch of a fork notice"
             );
-            return Ok(());
+            return self.judge_welcomes_after_fork(db, &gid, out);
         }
         if confirm.is_some() {
             return Ok(());

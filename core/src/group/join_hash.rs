@@ -153,6 +153,14 @@ pub(crate) fn keep_welcome(
     Ok(())
 }
 
+/// Takes (removes and returns) every Welcome waiting for `group`.
+fn take_all_waiting_welcomes(db: &Connection, group: &GroupId) -> Result<Vec<Vec<u8>>, GroupError> {
+    let mut stmt =
+        db.prepare("DELETE FROM kith_waiting_welcomes WHERE group_id = ?1 RETURNING welcome")?;
+    let rows = stmt.query_map(params![group.0], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Takes (removes and returns) the Welcomes waiting for a join hash for `epoch` of `group`.
 fn take_waiting_welcomes(
     db: &Connection,
@@ -258,8 +266,33 @@ impl GroupEngine {
         let gid = GroupId(frame.group);
         // Ours first: a waiting Welcome may have tied with our own unhashed join.
         self.apply_join_hashes(db, &gid)?;
-        for welcome in take_waiting_welcomes(db, &gid, frame.epoch)? {
-            tracing::debug!(epoch = frame.epoch, "judging a waiting Welcome again");
+        let waiting = take_waiting_welcomes(db, &gid, frame.epoch)?;
+        self.judge_waiting_welcomes(db, waiting, out)?;
+        // A Welcome taken just now may have left our new lineage unhashed.
+        self.apply_join_hashes(db, &gid)
+    }
+
+    /// After a fork moved us to another branch of `gid`: a Welcome ignored as no better
+    /// than the branch we left may be better than this one.
+    pub(crate) fn judge_welcomes_after_fork(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let waiting = take_all_waiting_welcomes(db, gid)?;
+        self.judge_waiting_welcomes(db, waiting, out)
+    }
+
+    /// Judges waiting Welcomes again; one still no better waits again.
+    fn judge_waiting_welcomes(
+        &self,
+        db: &Connection,
+        waiting: Vec<Vec<u8>>,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        for welcome in waiting {
+            tracing::debug!("judging a waiting Welcome again");
             // A Welcome refused now (a leaf whose certificate fails) is dropped; the join
             // hash that came with this frame is still kept.
             match self.receive_welcome(db, &welcome, out) {
@@ -268,8 +301,7 @@ impl GroupEngine {
                 Ok(()) => {}
             }
         }
-        // A Welcome taken just now may have left our new lineage unhashed.
-        self.apply_join_hashes(db, &gid)
+        Ok(())
     }
 
     /// Fills the hash of the commit that added us into our lineage, from a kept join hash

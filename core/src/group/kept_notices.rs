@@ -75,7 +75,8 @@ fn forget_kept(db: &Connection, gid: &GroupId, parent: u64) -> Result<(), GroupE
 
 impl GroupEngine {
     /// Once per group a fork moved to another commit: the notices kept for it are judged
-    /// again (`judge_kept_notices`).
+    /// again (`judge_kept_notices`), then the Welcomes that were no better
+    /// (`judge_welcomes_after_fork`).
     pub(crate) fn judge_after_forks(
         &self,
         db: &Connection,
@@ -93,6 +94,9 @@ impl GroupEngine {
         for gid in forked {
             if store::is_member_group(db, &gid)? {
                 self.judge_kept_notices(db, now, &gid, out)?;
+            }
+            if store::is_member_group(db, &gid)? {
+                self.judge_welcomes_after_fork(db, &gid, out)?;
             }
         }
         Ok(())

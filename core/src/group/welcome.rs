@@ -55,13 +55,10 @@ impl GroupEngine {
         if self.is_stale_welcome(db, &opened.group, opened.epoch, lineage)? {
             tracing::debug!("ignoring a Welcome no better than the group state we hold");
             // Judged without the hash of its add, or of the add that put us in (seed
-            // 1391): look again when the hash comes.
-            let unhashed = lineage
-                .is_some_and(|l| l.entries.last().is_some_and(|e| e.hash.is_none()))
-                || super::lineage::unhashed_join(db, &opened.group)?.is_some();
-            if unhashed {
-                join_hash::keep_welcome(db, &opened.group, opened.epoch, bytes)?;
-            }
+            // 1391), it is judged again when the hash comes; and after a fork moves us to
+            // another branch, where it may be better (seed 8639: a deep admin's notice
+            // took a device to the branch that Welcome re-added it on).
+            join_hash::keep_welcome(db, &opened.group, opened.epoch, bytes)?;
             return Ok(());
         }
         // Members accepted the add only from an admin of its parent epoch, and admins are
@@ -171,8 +168,11 @@ impl GroupEngine {
     }
 
     /// A Welcome for a group we already hold replaces our state only if we asked to be
-    /// re-added, were removed, or it is for a later epoch than ours: a duplicated or late
-    /// Welcome must not roll an up-to-date device back to the epoch it joined at.
+    /// re-added, or it is better than ours (`lineage.rs`): a duplicated or late Welcome
+    /// must not roll an up-to-date device back to the epoch it joined at. That holds while
+    /// a commit tentatively removes us too (seed 6117: an old duplicate of the Welcome a
+    /// device joined with put it back on a stale epoch nobody else was at); a Welcome that
+    /// re-adds us after the removal is better, as it is for a later epoch on our chain.
     pub(crate) fn is_stale_welcome(
         &self,
         db: &Connection,
@@ -180,10 +180,7 @@ impl GroupEngine {
         epoch: u64,
         lineage: Option<&Lineage>,
     ) -> Result<bool, GroupError> {
-        if !store::is_member_group(db, gid)?
-            || super::removal::removed_parent(db, gid)?.is_some()
-            || super::repair::already_requested(db, gid)?
-        {
+        if !store::is_member_group(db, gid)? || super::repair::already_requested(db, gid)? {
             return Ok(false);
         }
         let provider = self.provider(db);

@@ -65,6 +65,35 @@ fn a_member_removed_on_an_admins_deep_branch_follows_the_fork_notice_to_its_remo
     net.assert_each_shown_once(&g, &[0, 2, 3], &["after"]);
 }
 
+/// Seed 8639: the same fork, but the admin re-adds device 1 on its branch after removing
+/// it. Device 1, on the branch that fork choice prefers, finds that Welcome no better and
+/// ignores it; then the admin's notice takes it to the admin's branch, to its removal
+/// there — and the Welcome that re-adds it was gone, while the group counted it. A
+/// Welcome that was no better is now kept and judged again after a fork.
+#[test]
+fn a_welcome_ignored_on_the_preferred_branch_is_taken_after_a_notice_moves_us() {
+    let (mut net, g, grant) = grant_held_back(4);
+    net.self_update(0, &g);
+    net.remove(0, &g, &[1]);
+    net.add(0, g.clone(), &[1]);
+    for _ in 0..=HORIZON {
+        net.self_update(0, &g);
+    }
+    net.run(Order::Sent);
+    let joins = |net: &Network| {
+        net.events(1)
+            .iter()
+            .filter(|e| matches!(e, Event::Joined { .. }))
+            .count()
+    };
+    let before = joins(&net);
+    deliver_to_admin(&mut net, grant);
+    net.advance(kith_core::group::LEAVE_STEP_SECS * 4);
+    net.run(Order::Sent);
+    assert_eq!(joins(&net), before + 1, "device 1 took the kept Welcome");
+    net.assert_converged(&g, &[0, 1, 2, 3]);
+}
+
 /// The same fork without the removal: the member on the shallow branch follows the
 /// admin's commits from the notice and stays a member, without asking to be re-added; what
 /// it did on its branch (a grant, a message) is redone once, after the whole chain.

@@ -107,3 +107,31 @@ fn deliver_in_turn(order: impl FnOnce(FromAdder, FromAdder) -> [Frames; 4]) {
 fn a_welcome_that_tied_with_our_unhashed_join_is_taken_when_our_hash_arrives() {
     deliver_in_turn(|loser, winner| [winner.hash, loser.welcome, winner.welcome, loser.hash]);
 }
+
+/// Seed 6117: a device that a commit (tentatively) removed took any Welcome, also a late
+/// duplicate of the one it had joined with, which put it back on an epoch the group had
+/// left long ago, alone there for good. It now judges a Welcome by its lineage as any
+/// member does: the duplicate is no better; a Welcome that re-adds it is.
+#[test]
+fn a_tentatively_removed_device_ignores_a_duplicate_of_its_old_welcome() {
+    let (mut net, g) = Network::with_outsiders(4, 3, &[1]);
+    net.add(0, g.clone(), &[3]);
+    let sent = net.take_in_flight();
+    let duplicate: Frames = sent.iter().filter(|(to, _)| *to == 3).cloned().collect();
+    net.put_in_flight(sent);
+    net.run(Order::Sent);
+    net.self_update(2, &g);
+    net.run(Order::Sent);
+    net.remove(1, &g, &[3]);
+    net.run(Order::Sent);
+    assert!(!net.has_group(3, &g), "device 3 is (tentatively) removed");
+    net.put_in_flight(duplicate);
+    net.run(Order::Sent);
+    assert!(
+        !net.has_group(3, &g),
+        "the old Welcome did not put device 3 back"
+    );
+    net.add(0, g.clone(), &[3]);
+    net.run(Order::Sent);
+    net.assert_converged(&g, &[0, 1, 2, 3]);
+}
