@@ -398,9 +398,9 @@ impl GroupEngine {
             }
             return Ok(());
         }
-        if !super::control::holds_active(db, &gid)? {
-            return Ok(());
-        }
+        // Followed also while a commit on our branch tentatively removes us: the notice's
+        // branch may keep us (seed 8644: the device waited out its removal on a branch
+        // that the admin's deep branch replaced, and the group still counted it).
         let depth = group.epoch().as_u64().saturating_sub(notice.parent);
         let shallow = can_roll_back || depth <= super::HORIZON;
         let mine = CommitRank {

@@ -94,6 +94,43 @@ fn a_welcome_ignored_on_the_preferred_branch_is_taken_after_a_notice_moves_us() 
     net.assert_converged(&g, &[0, 1, 2, 3]);
 }
 
+/// Seed 8644: devices that a commit on the branch fork choice prefers (tentatively)
+/// removed ignored the admin's fork notice, and waited out their removal while the
+/// admin's branch, which the group kept, still counted them. A notice is now followed
+/// while tentatively removed too.
+#[test]
+fn tentatively_removed_devices_follow_an_admins_notice_back_into_the_group() {
+    let (mut net, g) = Network::with_group(4, &[1]);
+    let not_to_0 =
+        |frames: Held| -> Held { frames.into_iter().filter(|(to, _)| *to != 0).collect() };
+    // On parent p admin 1 removes device 3 (class 0), then device 2; admin 0 hears of
+    // neither.
+    net.remove(1, &g, &[3]);
+    let r = net.take_in_flight();
+    net.put_in_flight(not_to_0(r.clone()));
+    net.run(Order::Sent);
+    net.remove(1, &g, &[2]);
+    let second = net.take_in_flight();
+    net.put_in_flight(not_to_0(second));
+    net.run(Order::Sent);
+    assert!(!net.has_group(2, &g) && !net.has_group(3, &g));
+    // Admin 0 self-updates on p (class 2: it loses there), removes admin 1 and goes deep.
+    net.self_update(0, &g);
+    net.remove(0, &g, &[1]);
+    for _ in 0..=HORIZON {
+        net.self_update(0, &g);
+    }
+    net.run(Order::Sent);
+    // Admin 1's first removal reaches admin 0 beyond its horizon: its notice brings the
+    // removed devices back to its branch.
+    net.put_in_flight(r.into_iter().filter(|(to, _)| *to == 0).collect());
+    net.run(Order::Sent);
+    net.advance(kith_core::group::LEAVE_STEP_SECS * 4);
+    net.run(Order::Sent);
+    net.assert_converged(&g, &[0, 2, 3]);
+    assert!(!net.has_group(1, &g));
+}
+
 /// The same fork without the removal: the member on the shallow branch follows the
 /// admin's commits from the notice and stays a member, without asking to be re-added; what
 /// it did on its branch (a grant, a message) is redone once, after the whole chain.
