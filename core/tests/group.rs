@@ -9,6 +9,9 @@ mod leaving;
 #[path = "group/deep_forks.rs"]
 mod deep_forks;
 
+#[path = "group/branch_lost.rs"]
+mod branch_lost;
+
 #[path = "group/welcomes.rs"]
 mod welcomes;
 

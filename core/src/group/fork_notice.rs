@@ -427,6 +427,7 @@ impl GroupEngine {
         }
         if notice.removed.contains(&self.address) {
             tracing::debug!("the branch of a fork notice no longer counts us");
+            self.announce_branch_lost(db, &gid, notice.parent, out)?;
             super::control::drop_group(&provider, db, &gid)?;
             out.events.push(super::Event::Removed { group: gid });
             return Ok(());

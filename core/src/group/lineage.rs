@@ -317,6 +317,21 @@ pub(crate) fn welcome_is_better(
     Ok(prefer(&ours, &theirs, our_epoch, their_epoch))
 }
 
+/// The first parent at which `lineage` names another commit than our chain: the fork
+/// between our branch and the one a Welcome with that lineage puts us on.
+pub(crate) fn first_difference(
+    db: &Connection,
+    group: &GroupId,
+    lineage: &Lineage,
+) -> Result<Option<u64>, GroupError> {
+    let ours = our_chain(db, group)?;
+    Ok(lineage.chain().into_iter().find_map(|(parent, theirs)| {
+        let ours = ours.get(&parent)?;
+        let hashes_differ = matches!((ours.1, theirs.1), (Some(a), Some(b)) if a != b);
+        (ours.0 != theirs.0 || hashes_differ).then_some(parent)
+    }))
+}
+
 fn short(chain: &Chain) -> Vec<(u64, i64, Option<String>, bool)> {
     chain
         .iter()

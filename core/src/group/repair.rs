@@ -138,6 +138,10 @@ impl GroupEngine {
         winning_admins: &[String],
         out: &mut Output,
     ) -> Result<(), GroupError> {
+        // Our branch is lost from `parent` on, and so is every device we added on it: tell
+        // them (seed 8879: an admin asked to be re-added, and the devices it had added on
+        // the lost branch kept it, counting a member that had long left it).
+        self.announce_branch_lost(db, gid, parent, out)?;
         if already_requested(db, gid)? {
             return Ok(());
         }

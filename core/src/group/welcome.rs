@@ -134,6 +134,13 @@ impl GroupEngine {
         let gid = opened.group;
         let (resend, leaving) = carried_over(db, &gid)?;
         let intents = intents_carried_over(db, &gid, opened.lineage.as_ref())?;
+        // The devices we added on the branch we leave are on a lost branch too (seed
+        // 8879: they stayed there, counting us).
+        if let Some(lineage) = &opened.lineage {
+            if let Some(fork) = lineage::first_difference(db, &gid, lineage)? {
+                self.announce_branch_lost(db, &gid, fork, out)?;
+            }
+        }
         let group = opened.staged.into_group(&provider).map_err(mls)?;
         store::forget_group(db, &gid)?;
         store::ensure_group_row(db, &gid)?;
