@@ -410,7 +410,7 @@ impl GroupEngine {
         let pinned = pinned(db, &gid, notice.parent)?.is_some();
         let yielding = Yielding::judge(&notice, &mine, &admins, &signer, shallow && !pinned);
         if yielding == Yielding::No {
-            return Ok(());
+            return self.answer_refused_notice(db, &gid, &notice, &mine, out);
         }
         // A notifier our branch does not count as an admin must be one at the end of the
         // chain it sent (seed 6476: made admin on its branch after the fork).
@@ -434,6 +434,32 @@ impl GroupEngine {
         }
         tracing::debug!(shallow, "re-joining the branch of a fork notice");
         self.request_rejoin(db, &gid, notice.parent, &notice.admins, out)
+    }
+
+    /// We keep our branch against a notice because our commit beats the notifier's on its
+    /// parent, and we are too deep to have rolled back: the notifier, deep too, would
+    /// never learn it lost, so it gets our notice (once per parent), and with it the
+    /// chance to ask for a re-add (seed 8499: a deep admin's notice was refused by a
+    /// deep group with admins, and the admin stayed on its branch alone).
+    fn answer_refused_notice(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+        notice: &ForkNotice,
+        mine: &CommitRank,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        let theirs = CommitRank {
+            class: CommitClass::from_i64(i64::from(notice.class)),
+            hash: notice.hash.clone(),
+        };
+        if !beats(mine, &theirs) || !super::control::holds_active(db, gid)? {
+            return Ok(());
+        }
+        match store::logged_commit(db, gid, notice.parent)? {
+            Some(ours) => self.send_fork_notice(db, gid, notice.parent, &ours, out),
+            None => Ok(()),
+        }
     }
 
     /// Takes the notice's commit on its parent (pinned, so that fork choice does not undo

@@ -235,6 +235,51 @@ fn a_fork_notice_from_an_admin_our_branch_removed_is_believed() {
     net.assert_one_branch_carries_messages(&g, &[1, 2], 2);
 }
 
+/// Seed 8499: the group left admin 0's branch within its horizon for a better commit on
+/// the fork's parent and went deep on that one; admin 0, deep on the old branch, sent its
+/// notice — and the group, too deep to follow and holding the better commit, ignored it,
+/// so admin 0 never learned it had lost. A refused notice is now answered with a notice
+/// of our own, and admin 0 asks to be re-added.
+#[test]
+fn a_notice_refused_by_a_deeper_better_branch_is_answered_and_its_sender_re_joins() {
+    let (mut net, g) = Network::with_group(3, &[1]);
+    let only = |frames: Held, to: &[usize]| -> Held {
+        frames.into_iter().filter(|(t, _)| to.contains(t)).collect()
+    };
+    // On parent p device 2 self-updates (X); admin 1, unaware, grants device 2 (Y, class
+    // 1: it beats X). Admins 0 and 1 see X; admin 0 goes deep on it, cut off.
+    net.self_update(2, &g);
+    let x = net.take_in_flight();
+    net.make_admin(1, &g, &[2]);
+    let y = net.take_in_flight();
+    net.put_in_flight(x);
+    net.run(Order::Sent);
+    for _ in 0..=HORIZON {
+        net.self_update(0, &g);
+    }
+    let deep_x = net.take_in_flight();
+    // Device 2 takes Y (rolling back X), and admin 1 goes deep on Y.
+    net.put_in_flight(only(y.clone(), &[2]));
+    net.run(Order::Sent);
+    for _ in 0..=HORIZON {
+        net.self_update(1, &g);
+    }
+    let deep_y = net.take_in_flight();
+    net.put_in_flight(only(deep_y, &[2]));
+    net.run(Order::Sent);
+    // Y reaches admin 0 beyond its horizon; everything else follows.
+    net.put_in_flight(only(y, &[0]));
+    net.put_in_flight(deep_x);
+    net.run(Order::Sent);
+    net.advance(kith_core::group::LEAVE_STEP_SECS * 4);
+    net.run(Order::Sent);
+    assert!(net
+        .events(0)
+        .iter()
+        .any(|e| matches!(e, Event::RejoinRequested { .. })));
+    net.assert_converged(&g, &[0, 1, 2]);
+}
+
 type Held = Vec<(usize, Envelope)>;
 
 /// Two commits on one parent: admin 0 grants device 2 admin (X), admin 1 removes device 4
