@@ -510,11 +510,15 @@ impl GroupEngine {
                 break;
             };
             self.receive_commit(db, now, bytes, protocol, gid, out)?;
+            // A commit of the chain that removes us shows an admin at work on that branch
+            // too (a removal passes the admin rules at its parent), and we can read no
+            // further (seed 6476: the device kept its dead branch, counted by nobody).
             if let (false, Some(signer)) = (confirmed, confirm) {
-                confirmed = super::control::holds_active(db, gid)?
-                    && super::admin::admins_of(&load(&self.provider(db), gid)?)
-                        .iter()
-                        .any(|a| a == signer);
+                confirmed = super::removal::removed_parent(db, gid)?.is_some()
+                    || (super::control::holds_active(db, gid)?
+                        && super::admin::admins_of(&load(&self.provider(db), gid)?)
+                            .iter()
+                            .any(|a| a == signer));
             }
         }
         let taken = confirmed

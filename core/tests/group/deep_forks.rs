@@ -235,6 +235,48 @@ fn a_fork_notice_from_an_admin_our_branch_removed_is_believed() {
     net.assert_one_branch_carries_messages(&g, &[1, 2], 2);
 }
 
+/// Seed 6476 (its last orphan): a notifier that is no admin of ours, made one on its
+/// branch only after a commit that removes us. Following its chain we stop at our
+/// removal, before the grant, so its claim could not be checked, and the device kept its
+/// dead branch, counted by nobody. A removal in the chain passes the admin rules at its
+/// parent, which shows an admin at work on that branch: the chain is now taken.
+#[test]
+fn a_notice_whose_chain_removes_us_before_the_notifier_is_an_admin_is_followed() {
+    let (mut net, g) = Network::with_group(5, &[1]);
+    let only = |frames: Held, to: &[usize]| -> Held {
+        frames.into_iter().filter(|(t, _)| to.contains(t)).collect()
+    };
+    // Y: admin 1 removes device 4 on parent p (class 0).
+    net.remove(1, &g, &[4]);
+    let y = net.take_in_flight();
+    // X: admin 0 self-updates on p, removes device 3, makes device 2 an admin; device 2
+    // follows and goes deep. Admin 0 then goes offline for good.
+    net.self_update(0, &g);
+    net.remove(0, &g, &[3]);
+    net.make_admin(0, &g, &[2]);
+    let x = net.take_in_flight();
+    net.put_in_flight(only(x.clone(), &[2]));
+    net.run(Order::Sent);
+    for _ in 0..=HORIZON {
+        net.self_update(2, &g);
+    }
+    let deep = net.take_in_flight();
+    // Y reaches devices 3 and 4, then device 2 beyond its horizon: device 2 sends its
+    // notice; devices 1 and 3, shallow, judge it.
+    net.put_in_flight(only(y.clone(), &[3, 4]));
+    net.run(Order::Sent);
+    net.put_in_flight(only(y, &[2]));
+    net.run(Order::Sent);
+    net.put_in_flight(only(x, &[1, 3, 4]));
+    net.put_in_flight(only(deep, &[1, 3, 4]));
+    net.run(Order::Sent);
+    assert!(
+        !net.has_group(3, &g),
+        "device 3 followed the chain to its removal"
+    );
+    assert_eq!(net.admins(1, &g), vec![0, 1, 2], "device 1 is on X");
+}
+
 /// Seed 8499: the group left admin 0's branch within its horizon for a better commit on
 /// the fork's parent and went deep on that one; admin 0, deep on the old branch, sent its
 /// notice — and the group, too deep to follow and holding the better commit, ignored it,
