@@ -41,7 +41,7 @@ pub(crate) enum Intent {
 
 impl Intent {
     /// The intent's kind, for logs (never its content).
-    pub(crate) fn kind(&self) -> &'static str {
+    fn kind(&self) -> &'static str {
         match self {
             Intent::Add { .. } => "add",
             Intent::Remove { .. } => "remove",
