@@ -57,6 +57,12 @@ impl Envelope {
         self.frame.kind == kith_crypto::frame::FrameKind::Control
     }
 
+    /// Whether it is sealed to one device (a Welcome, a control frame) rather than to an
+    /// epoch of a group.
+    pub fn is_device_sealed(&self) -> bool {
+        matches!(self.key, Sealed::Device(_))
+    }
+
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match &self.key {
@@ -137,6 +143,11 @@ fn device(dir: &std::path::Path, i: usize, rng: &mut StdRng) -> Node {
         events: Vec::new(),
         errors: Vec::new(),
     }
+}
+
+/// The frames of `frames` that go to one of the devices `to`.
+pub fn only(frames: Vec<(usize, Envelope)>, to: &[usize]) -> Vec<(usize, Envelope)> {
+    frames.into_iter().filter(|(t, _)| to.contains(t)).collect()
 }
 
 /// A fresh identity nobody in the network has.
@@ -294,6 +305,24 @@ impl Network {
             let batch = std::mem::take(&mut self.in_flight);
             for (to, envelope) in self.arrange(batch, order) {
                 self.deliver(to, envelope);
+            }
+        }
+        panic!("the network did not quiesce");
+    }
+
+    /// Delivers, in order sent and round after round, every frame to one of the devices
+    /// `to`; frames to the others stay in flight.
+    pub fn run_only(&mut self, to: &[usize]) {
+        for _ in 0..200 {
+            let (now, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
+                .into_iter()
+                .partition(|(i, _)| to.contains(i));
+            self.in_flight = held;
+            if now.is_empty() {
+                return;
+            }
+            for (i, envelope) in now {
+                self.deliver(i, envelope);
             }
         }
         panic!("the network did not quiesce");
