@@ -18,6 +18,9 @@ mod welcomes;
 #[path = "group/waiting_intents.rs"]
 mod waiting_intents;
 
+#[path = "group/own_commits.rs"]
+mod own_commits;
+
 use kith_core::content::Content;
 use kith_core::group::{encode_admins, Event, GroupError};
 use kith_crypto::mls::openmls::prelude::{Extension, LeafNodeIndex, UnknownExtension};

@@ -8,13 +8,15 @@
 //! device (found by the simulator, seed 2176: an admin offline for long removed everyone,
 //! and the devices added meanwhile kept a group of their own). So every adder remembers the
 //! Welcomes it sent — (device, epoch, epoch id) — and when a commit removes it, tells each
-//! device it added after that commit's parent: a `BranchLost` control frame, signed with the
+//! device it added after that commit's parent, or into an epoch whose id its chain no
+//! longer holds (seed 373): a `BranchLost` control frame, signed with the
 //! adder's leaf key, sealed to the device's key. The device drops the group if it is still
 //! on that branch (it holds that epoch id) and the signer is an admin there; otherwise (it
 //! has moved to the winning branch meanwhile) the frame changes nothing — but it is kept
 //! (at most [`MAX_KEPT_BRANCH_LOST`] in all): it may come before the Welcome it names
 //! (seed 6071: the device then joined the lost branch and stayed there alone), so every
-//! Welcome taken is checked against the kept frames.
+//! Welcome taken is checked against the kept frames. A frame believed is kept too: a
+//! duplicate of the Welcome it names must not take the device back (seed 446).
 use kith_crypto::frame::{Frame, FrameKind};
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
@@ -27,7 +29,7 @@ use super::{Event, GroupEngine, GroupId, Outgoing, Output, SealKey};
 /// The largest branch-lost frame accepted.
 pub const MAX_BRANCH_LOST_LEN: usize = 4 * 1024;
 
-/// The most branch-lost frames kept for a branch we are not on (yet).
+/// The most branch-lost frames kept (for a branch we are not on yet, or one we left).
 pub(crate) const MAX_KEPT_BRANCH_LOST: i64 = 64;
 
 const CONTEXT: &str = "branch-lost";
@@ -112,9 +114,38 @@ pub(crate) fn welcomed(
     Ok(())
 }
 
+/// A Welcome we sent: the device, the epoch it put it in, that epoch's id.
+type Welcomed = (String, u64, Vec<u8>);
+
+/// Every Welcome we remember sending for `gid`, oldest epoch first.
+fn welcomed_rows(db: &Connection, gid: &GroupId) -> Result<Vec<Welcomed>, GroupError> {
+    let mut stmt = db.prepare(
+        "SELECT address, epoch, epoch_id FROM kith_welcomed WHERE group_id = ?1 ORDER BY epoch",
+    )?;
+    let rows = stmt.query_map(params![gid.0], |r| {
+        Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Our chain holds another id for `epoch` than `epoch_id` (`None`: we hold no record of
+/// it, pruned or never reached on this chain).
+fn other_id_held(
+    db: &Connection,
+    gid: &GroupId,
+    epoch: u64,
+    epoch_id: &[u8],
+) -> Result<Option<bool>, GroupError> {
+    Ok(store::epoch_record(db, gid, epoch)?.map(|(id, _)| id[..] != *epoch_id))
+}
+
 impl GroupEngine {
     /// A commit on `parent` removes us: tell every device we Welcomed into a later epoch
-    /// that its branch is lost (and forget those Welcomes).
+    /// that its branch is lost, and every device we Welcomed into an earlier epoch whose
+    /// id our chain no longer holds (seed 373: an admin added a device on its branch,
+    /// then a fork notice from an earlier parent took it to a branch where it is removed;
+    /// the device's epoch was not after the removal's parent, and it stayed alone). Those
+    /// Welcomes are forgotten.
     pub(crate) fn announce_branch_lost(
         &self,
         db: &Connection,
@@ -122,42 +153,81 @@ impl GroupEngine {
         parent: u64,
         out: &mut Output,
     ) -> Result<(), GroupError> {
-        let rows: Vec<(String, i64, Vec<u8>)> = {
-            let mut stmt = db.prepare(
-                "SELECT address, epoch, epoch_id FROM kith_welcomed
-                 WHERE group_id = ?1 AND epoch > ?2 ORDER BY epoch",
-            )?;
-            let rows = stmt.query_map(params![gid.0, parent as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
-            rows.collect::<Result<_, _>>()?
-        };
-        for (address, epoch, epoch_id) in rows {
-            let epoch = epoch as u64;
-            let signature = self
-                .signer
-                .sign_control(CONTEXT, &BranchLost::signed_bytes(&gid.0, epoch, &epoch_id));
-            let frame = BranchLost {
-                group: gid.0.clone(),
-                epoch,
-                epoch_id,
-                certificate: self.certificate.encode(),
-                signer: self.signer.public_key().to_vec(),
-                signature: signature.to_vec(),
-            };
-            out.outgoing.push(Outgoing {
-                recipients: vec![address.clone()],
-                key: SealKey::Device { address },
-                frame: Frame {
-                    kind: FrameKind::Control,
-                    payload: frame.encode(),
-                },
-            });
+        for (address, epoch, epoch_id) in welcomed_rows(db, gid)? {
+            // An epoch whose record was pruned is not judged: it may be on our chain.
+            if epoch > parent || other_id_held(db, gid, epoch, &epoch_id)? == Some(true) {
+                self.send_branch_lost(db, gid, address, epoch, epoch_id, out)?;
+            }
         }
-        db.execute(
-            "DELETE FROM kith_welcomed WHERE group_id = ?1 AND epoch > ?2",
-            params![gid.0, parent as i64],
-        )?;
+        Ok(())
+    }
+
+    /// A fork moved us to another branch of `gid` and we are still a member: tell every
+    /// device we Welcomed into an epoch of the branch we left, and that is not a member
+    /// here, that its branch is lost (seed 1788: an admin added a device, then rolled back
+    /// to a removal that left it no admin, so its add waited, and the device stayed on
+    /// the abandoned branch, alone). Devices our redone intents re-added are members here
+    /// and get the new Welcome instead.
+    pub(crate) fn announce_welcomes_left_behind(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        if !store::is_member_group(db, gid)? || super::removal::removed_parent(db, gid)?.is_some() {
+            return Ok(());
+        }
+        let group = load(&self.provider(db), gid)?;
+        let current = group.epoch().as_u64();
+        let members = super::commands::members_of(&group);
+        for (address, epoch, epoch_id) in welcomed_rows(db, gid)? {
+            let left = match other_id_held(db, gid, epoch, &epoch_id)? {
+                Some(other) => other,
+                None => epoch > current,
+            };
+            if !left {
+                continue;
+            }
+            if members.iter().any(|m| m.address == address) {
+                forget_welcomed(db, gid, &address, epoch)?;
+            } else {
+                self.send_branch_lost(db, gid, address, epoch, epoch_id, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells `address` that the epoch our Welcome put it in is on a lost branch, and
+    /// forgets that Welcome.
+    fn send_branch_lost(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+        address: String,
+        epoch: u64,
+        epoch_id: Vec<u8>,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        forget_welcomed(db, gid, &address, epoch)?;
+        let signature = self
+            .signer
+            .sign_control(CONTEXT, &BranchLost::signed_bytes(&gid.0, epoch, &epoch_id));
+        let frame = BranchLost {
+            group: gid.0.clone(),
+            epoch,
+            epoch_id,
+            certificate: self.certificate.encode(),
+            signer: self.signer.public_key().to_vec(),
+            signature: signature.to_vec(),
+        };
+        out.outgoing.push(Outgoing {
+            recipients: vec![address.clone()],
+            key: SealKey::Device { address },
+            frame: Frame {
+                kind: FrameKind::Control,
+                payload: frame.encode(),
+            },
+        });
         Ok(())
     }
 
@@ -174,16 +244,7 @@ impl GroupEngine {
         // and leave us on the lost branch, with the frame long gone (seed 43).
         if !on_that_branch(db, &gid, &lost)? {
             tracing::debug!("keeping a branch-lost frame for a branch we are not on");
-            db.execute(
-                "INSERT INTO kith_branch_lost_kept (group_id, frame) VALUES (?1, ?2)",
-                params![gid.0, lost.encode()],
-            )?;
-            db.execute(
-                "DELETE FROM kith_branch_lost_kept
-                 WHERE id <= (SELECT MAX(id) FROM kith_branch_lost_kept) - ?1",
-                params![MAX_KEPT_BRANCH_LOST],
-            )?;
-            return Ok(());
+            return keep(db, &gid, &lost);
         }
         self.believe_branch_lost(db, &gid, lost, out)
     }
@@ -249,6 +310,9 @@ impl GroupEngine {
             tracing::warn!("refusing a branch-lost frame that is not an admin's");
             return Ok(());
         }
+        // Kept still: a duplicate of the Welcome that put us on this branch would
+        // otherwise take us back to it, alone (seed 446).
+        keep(db, &gid, &lost)?;
         // The winning branch may count us too (another admin added us there, and its
         // Welcome came while we were on this branch; seed 180): ask the admins we know
         // to re-add us. One that does not count us ignores the request.
@@ -257,6 +321,34 @@ impl GroupEngine {
         out.events.push(Event::Removed { group: gid });
         Ok(())
     }
+}
+
+fn forget_welcomed(
+    db: &Connection,
+    gid: &GroupId,
+    address: &str,
+    epoch: u64,
+) -> Result<(), GroupError> {
+    db.execute(
+        "DELETE FROM kith_welcomed WHERE group_id = ?1 AND address = ?2 AND epoch = ?3",
+        params![gid.0, address, epoch as i64],
+    )?;
+    Ok(())
+}
+
+/// Keeps a branch-lost frame, to judge each Welcome taken later against it (at most
+/// [`MAX_KEPT_BRANCH_LOST`] in all).
+fn keep(db: &Connection, gid: &GroupId, lost: &BranchLost) -> Result<(), GroupError> {
+    db.execute(
+        "INSERT INTO kith_branch_lost_kept (group_id, frame) VALUES (?1, ?2)",
+        params![gid.0, lost.encode()],
+    )?;
+    db.execute(
+        "DELETE FROM kith_branch_lost_kept
+         WHERE id <= (SELECT MAX(id) FROM kith_branch_lost_kept) - ?1",
+        params![MAX_KEPT_BRANCH_LOST],
+    )?;
+    Ok(())
 }
 
 /// Whether we hold the group (also tentatively removed) on the branch `lost` names: the

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::commands::{hash, load, members_of, mls_frame, parse_key_package, serialize};
 use super::errors::{mls, GroupError};
-use super::fork::CommitClass;
+use super::fork::{CommitClass, CommitRank};
 use super::lineage;
 use super::store::{self, LoggedCommit};
 use super::{GroupEngine, GroupId, Output};
@@ -385,6 +385,13 @@ impl GroupEngine {
             frame: mls_frame(bytes.clone()),
         });
         let before = members_of(group);
+        if let Some((parent_id, _)) = store::epoch_record(db, gid, parent)? {
+            let rank = CommitRank {
+                class,
+                hash: hash.clone(),
+            };
+            super::own_commits::remember(db, gid, parent, &parent_id, &rank)?;
+        }
         super::snapshot::snapshot(db, gid, parent)?;
         group.merge_pending_commit(provider).map_err(mls)?;
         let logged = LoggedCommit {

@@ -264,12 +264,17 @@ impl GroupEngine {
             params![MAX_PENDING],
         )?;
         let gid = GroupId(frame.group);
-        // Ours first: a waiting Welcome may have tied with our own unhashed join.
-        self.apply_join_hashes(db, &gid)?;
-        let waiting = take_waiting_welcomes(db, &gid, frame.epoch)?;
+        // Ours first: a waiting Welcome may have tied with our own unhashed join, and if
+        // this fills it every waiting Welcome is judged again (seed 9635: one for a later
+        // epoch named another commit on the parent of our join).
+        let waiting = match self.apply_join_hashes(db, &gid)? {
+            true => take_all_waiting_welcomes(db, &gid)?,
+            false => take_waiting_welcomes(db, &gid, frame.epoch)?,
+        };
         self.judge_waiting_welcomes(db, waiting, out)?;
         // A Welcome taken just now may have left our new lineage unhashed.
-        self.apply_join_hashes(db, &gid)
+        self.apply_join_hashes(db, &gid)?;
+        Ok(())
     }
 
     /// After a fork moved us to another branch of `gid`: a Welcome ignored as no better
@@ -280,6 +285,26 @@ impl GroupEngine {
         gid: &GroupId,
         out: &mut Output,
     ) -> Result<(), GroupError> {
+        let waiting = take_all_waiting_welcomes(db, gid)?;
+        self.judge_waiting_welcomes(db, waiting, out)
+    }
+
+    /// After our chain of `gid` grew by a commit (merged, or one that removed us) while our
+    /// join is unhashed: a Welcome that waited because its chain names another commit on
+    /// our join's parent may now agree with ours on a later commit (seed 1932: a device
+    /// removed and re-added before either join hash came waited for its first join's hash
+    /// while removed, and the re-adding Welcome named the removal; it never came back).
+    pub(crate) fn judge_welcomes_after_growth(
+        &self,
+        db: &Connection,
+        gid: &GroupId,
+        out: &mut Output,
+    ) -> Result<(), GroupError> {
+        if !super::store::is_member_group(db, gid)?
+            || super::lineage::unhashed_join(db, gid)?.is_none()
+        {
+            return Ok(());
+        }
         let waiting = take_all_waiting_welcomes(db, gid)?;
         self.judge_waiting_welcomes(db, waiting, out)
     }
@@ -307,19 +332,20 @@ impl GroupEngine {
     /// Fills the hash of the commit that added us into our lineage, from a kept join hash
     /// for the epoch we joined at, signed by the adder whose Welcome we took (after a join
     /// and on arrival). The frame is used up; the others stay (one may name the add of a
-    /// competing Welcome still to come) until [`MAX_PENDING`] prunes them.
+    /// competing Welcome still to come) until [`MAX_PENDING`] prunes them. True if it
+    /// filled one in.
     pub(crate) fn apply_join_hashes(
         &self,
         db: &Connection,
         gid: &GroupId,
-    ) -> Result<(), GroupError> {
+    ) -> Result<bool, GroupError> {
         if !super::control::holds_active(db, gid)? {
-            return Ok(());
+            return Ok(false);
         }
         let (Some(parent), Some(adder)) =
             (super::lineage::unhashed_join(db, gid)?, adder(db, gid)?)
         else {
-            return Ok(());
+            return Ok(false);
         };
         for (id, frame) in kept(db, gid)? {
             let Some(frame) = frame else {
@@ -332,10 +358,10 @@ impl GroupEngine {
             if let Some(hash) = frame.verified_hash() {
                 db.execute("DELETE FROM kith_join_hashes WHERE id = ?1", params![id])?;
                 super::lineage::set_join_hash(db, gid, parent, hash)?;
-                break;
+                return Ok(true);
             }
         }
-        Ok(())
+        Ok(false)
     }
 }
 

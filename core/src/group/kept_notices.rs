@@ -76,7 +76,10 @@ fn forget_kept(db: &Connection, gid: &GroupId, parent: u64) -> Result<(), GroupE
 impl GroupEngine {
     /// Once per group a fork moved to another commit: the notices kept for it are judged
     /// again (`judge_kept_notices`), then the Welcomes that were no better
-    /// (`judge_welcomes_after_fork`).
+    /// (`judge_welcomes_after_fork`), then devices we added on the branch we left are told
+    /// (`announce_welcomes_left_behind`). A group whose chain only grew (a merge, a removal of
+    /// us) has its Welcomes judged again if they wait on our unhashed join
+    /// (`judge_welcomes_after_growth`).
     pub(crate) fn judge_after_forks(
         &self,
         db: &Connection,
@@ -84,12 +87,22 @@ impl GroupEngine {
         out: &mut Output,
     ) -> Result<(), GroupError> {
         let mut forked: Vec<GroupId> = Vec::new();
+        let mut grown: Vec<GroupId> = Vec::new();
         for event in &out.events {
-            if let Event::ForkResolved { group, .. } = event {
-                if !forked.contains(group) {
-                    forked.push(group.clone());
+            match event {
+                Event::ForkResolved { group, .. } if !forked.contains(group) => {
+                    forked.push(group.clone())
                 }
+                Event::EpochChanged { group, .. } | Event::Removed { group }
+                    if !grown.contains(group) =>
+                {
+                    grown.push(group.clone())
+                }
+                _ => {}
             }
+        }
+        for gid in grown.iter().filter(|gid| !forked.contains(gid)) {
+            self.judge_welcomes_after_growth(db, gid, out)?;
         }
         for gid in forked {
             if store::is_member_group(db, &gid)? {
@@ -98,6 +111,7 @@ impl GroupEngine {
             if store::is_member_group(db, &gid)? {
                 self.judge_welcomes_after_fork(db, &gid, out)?;
             }
+            self.announce_welcomes_left_behind(db, &gid, out)?;
         }
         Ok(())
     }

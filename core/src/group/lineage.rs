@@ -303,7 +303,10 @@ pub(crate) fn set_join_hash(
 /// a pinned commit beats one that is not (seed 705: the group followed an admin's deep
 /// branch against fork choice there, and a device that joined the other branch after the
 /// fork refused every Welcome from it), else fork choice decides; where they never
-/// differ, the later epoch wins.
+/// differ, the later epoch wins. Where our join is still unhashed and theirs names a
+/// commit of the same class on its parent, nothing can be decided: the Welcome is no
+/// better for now and is judged again when our join hash comes (seed 9635: a device took
+/// a Welcome for a later epoch of the branch that lost there, and stayed on it).
 pub(crate) fn welcome_is_better(
     db: &Connection,
     group: &GroupId,
@@ -314,7 +317,8 @@ pub(crate) fn welcome_is_better(
     let ours = our_chain(db, group)?;
     let theirs = lineage.chain();
     tracing::debug!(our_epoch, their_epoch, ours = ?short(&ours), theirs = ?short(&theirs), "comparing a Welcome's lineage");
-    Ok(prefer(&ours, &theirs, our_epoch, their_epoch))
+    let unhashed = unhashed_join(db, group)?;
+    Ok(prefer(&ours, &theirs, unhashed, our_epoch, their_epoch))
 }
 
 /// The first parent at which `lineage` names another commit than our chain: the fork
@@ -339,11 +343,24 @@ fn short(chain: &Chain) -> Vec<(u64, i64, Option<String>, bool)> {
         .collect()
 }
 
-fn prefer(ours: &Chain, theirs: &Chain, our_epoch: u64, their_epoch: u64) -> bool {
-    for (parent, theirs) in theirs {
-        let Some(ours) = ours.get(parent) else {
+fn prefer(
+    our_chain: &Chain,
+    their_chain: &Chain,
+    unhashed_join: Option<u64>,
+    our_epoch: u64,
+    their_epoch: u64,
+) -> bool {
+    for (parent, theirs) in their_chain {
+        let Some(ours) = our_chain.get(parent) else {
             continue;
         };
+        let undecided = Some(*parent) == unhashed_join
+            && ours.0 == theirs.0
+            && theirs.1.is_some()
+            && !agree_after(our_chain, their_chain, *parent);
+        if undecided {
+            return false;
+        }
         let hashes_differ = matches!((ours.1, theirs.1), (Some(a), Some(b)) if a != b);
         if (ours.0 != theirs.0 || hashes_differ) && ours.2 != theirs.2 {
             return theirs.2;
@@ -362,6 +379,15 @@ fn prefer(ours: &Chain, theirs: &Chain, our_epoch: u64, their_epoch: u64) -> boo
         }
     }
     their_epoch > our_epoch
+}
+
+/// Whether both chains name the same commit on some parent after `parent`: a commit
+/// applies to one parent state only, so they agree on `parent` too (seed 11: a device
+/// whose join hash never came waited forever for it, though the chains agreed after it).
+fn agree_after(ours: &Chain, theirs: &Chain, parent: u64) -> bool {
+    theirs.range(parent + 1..).any(|(later, theirs)| {
+        matches!((ours.get(later).and_then(|o| o.1), theirs.1), (Some(a), Some(b)) if a == b)
+    })
 }
 
 #[cfg(test)]
@@ -432,13 +458,13 @@ mod tests {
             entry(11, CommitClass::AddOrContext, None),
         ])
         .chain();
-        assert!(prefer(&ours, &better, 14, 12));
-        assert!(!prefer(&better, &ours, 12, 14));
+        assert!(prefer(&ours, &better, None, 14, 12));
+        assert!(!prefer(&better, &ours, None, 12, 14));
         // Same class on parent 10: the smaller hash wins.
         let lower = lineage(vec![entry(10, CommitClass::AddOrContext, Some(4))]).chain();
         let higher = lineage(vec![entry(10, CommitClass::AddOrContext, Some(6))]).chain();
-        assert!(prefer(&ours, &lower, 14, 11));
-        assert!(!prefer(&ours, &higher, 11, 14));
+        assert!(prefer(&ours, &lower, None, 14, 11));
+        assert!(!prefer(&ours, &higher, None, 11, 14));
     }
 
     #[test]
@@ -458,15 +484,15 @@ mod tests {
             entry(12, CommitClass::AddOrContext, None),
         ])
         .chain();
-        assert!(prefer(&ours, &pinned, 7, 13));
-        assert!(!prefer(&pinned, &ours, 13, 7));
+        assert!(prefer(&ours, &pinned, None, 7, 13));
+        assert!(!prefer(&pinned, &ours, None, 13, 7));
         // The same commit, pinned on one side only, is no difference.
         let same = lineage(vec![LineageEntry {
             pinned: true,
             ..entry(4, CommitClass::AddOrContext, Some(1))
         }])
         .chain();
-        assert!(!prefer(&ours, &same, 7, 7));
+        assert!(!prefer(&ours, &same, None, 7, 7));
     }
 
     #[test]
@@ -476,11 +502,39 @@ mod tests {
             entry(11, CommitClass::AddOrContext, None),
         ])
         .chain();
-        assert!(!prefer(&ours, &ours, 12, 12));
-        assert!(!prefer(&ours, &ours, 15, 12));
-        assert!(prefer(&ours, &ours, 12, 13));
+        assert!(!prefer(&ours, &ours, None, 12, 12));
+        assert!(!prefer(&ours, &ours, None, 15, 12));
+        assert!(prefer(&ours, &ours, None, 12, 13));
         // Unknown hashes of the same class cannot be compared: no decision from them.
         let unknown = lineage(vec![entry(11, CommitClass::AddOrContext, Some(3))]).chain();
-        assert!(!prefer(&ours, &unknown, 12, 12));
+        assert!(!prefer(&ours, &unknown, None, 12, 12));
+    }
+
+    #[test]
+    fn a_chain_naming_a_commit_where_our_join_is_unhashed_waits() {
+        let ours = lineage(vec![
+            entry(10, CommitClass::AddOrContext, Some(5)),
+            entry(11, CommitClass::AddOrContext, None),
+        ])
+        .chain();
+        let theirs = lineage(vec![
+            entry(10, CommitClass::AddOrContext, Some(5)),
+            entry(11, CommitClass::AddOrContext, Some(7)),
+            entry(12, CommitClass::AddOrContext, None),
+        ])
+        .chain();
+        assert!(!prefer(&ours, &theirs, Some(11), 12, 13));
+        // A later commit both chains name shows the join was the same commit.
+        let mut agreeing = ours.clone();
+        agreeing.insert(12, (CommitClass::SelfUpdate, Some([8; 32]), false));
+        let mut theirs = theirs;
+        theirs.insert(12, (CommitClass::SelfUpdate, Some([8; 32]), false));
+        theirs.insert(13, (CommitClass::SelfUpdate, None, false));
+        assert!(prefer(&agreeing, &theirs, Some(11), 13, 14));
+        // Another class there is decided without the hash: our add beats their update.
+        let update = lineage(vec![entry(11, CommitClass::SelfUpdate, Some(7))]).chain();
+        assert!(!prefer(&ours, &update, Some(11), 12, 13));
+        let removal = lineage(vec![entry(11, CommitClass::Removal, Some(7))]).chain();
+        assert!(prefer(&ours, &removal, Some(11), 12, 13));
     }
 }

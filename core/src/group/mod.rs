@@ -24,6 +24,7 @@ mod intents;
 mod join_hash;
 mod kept_notices;
 mod lineage;
+mod own_commits;
 mod queries;
 mod randomness;
 mod receive;

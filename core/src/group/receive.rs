@@ -316,6 +316,7 @@ impl GroupEngine {
             return Ok(false);
         }
         removal::clear(db, gid)?;
+        self.check_own_commit_beats(db, gid, parent, &logged, out)?;
         tracing::debug!(parent, class = logged.class, hash = %hex::encode(&logged.hash[..4]), "merging commit");
         group.merge_staged_commit(provider, staged).map_err(mls)?;
         store::log_commit(db, gid, parent, &logged)?;

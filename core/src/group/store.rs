@@ -86,6 +86,7 @@ pub fn migrate(db: &Connection) -> Result<(), GroupError> {
     super::fork_notice::migrate(db)?;
     super::kept_notices::migrate(db)?;
     super::join_hash::migrate(db)?;
+    super::own_commits::migrate(db)?;
     super::repair::migrate(db)
 }
 
@@ -113,6 +114,7 @@ pub(crate) fn prune(db: &Connection, group: &GroupId, current: u64) -> Result<()
     ] {
         db.execute(sql, params![group.0, detect])?;
     }
+    super::own_commits::prune(db, group, detect)?;
     retire_key_packages(db, group, current)
 }
 
@@ -139,6 +141,7 @@ pub(crate) fn forget_group(db: &Connection, group: &GroupId) -> Result<(), Group
         super::branch_lost::TABLE,
         super::join_hash::ADDERS,
         super::kept_notices::TABLE,
+        super::own_commits::TABLE,
     ])
     .chain(super::fork_notice::TABLES)
     {

@@ -1,7 +1,7 @@
 //! Branch-lost frames: devices added on a branch that lost, told so by their adder.
 use kith_core::group::{Event, GroupId};
 
-use super::network::{Envelope, Network, Order};
+use super::network::{only, Envelope, Network, Order};
 
 type Held = Vec<(usize, Envelope)>;
 
@@ -140,9 +140,6 @@ fn a_device_that_asks_to_be_re_added_tells_the_devices_it_added() {
 #[test]
 fn a_branch_lost_frame_is_believed_while_tentatively_removed() {
     let (mut net, g) = Network::with_outsiders(5, 4, &[1, 2]);
-    let only = |frames: Held, to: &[usize]| -> Held {
-        frames.into_iter().filter(|(t, _)| to.contains(t)).collect()
-    };
     // On parent p admin 1 removes admin 0 (R, held back); admin 0 adds device 4 (A), and
     // everyone but admin 1 takes it.
     net.remove(1, &g, &[0]);
@@ -182,4 +179,68 @@ fn a_branch_lost_frame_is_believed_while_tentatively_removed() {
         .iter()
         .any(|e| matches!(e, Event::RejoinRequested { .. })));
     net.assert_converged(&g, &[1, 2, 3, 4]);
+}
+
+/// Seed 446: a device believed its adder's `BranchLost` and dropped the group; then a
+/// duplicate of the Welcome that had put it on the lost branch came. No longer a member,
+/// it took it and stayed on that branch, alone. A believed frame is now kept, and every
+/// Welcome taken later is judged against it.
+#[test]
+fn a_duplicate_of_the_welcome_a_believed_branch_lost_frame_names_does_not_take_the_device_back() {
+    let (mut net, g) = Network::with_outsiders(4, 3, &[1, 2]);
+    // Admin 1 removes admin 0 (R), held back; admin 0 adds device 3 on the same parent,
+    // and only devices 2 and 3 hear of it.
+    net.remove(1, &g, &[0]);
+    let r = net.take_in_flight();
+    net.add(0, g.clone(), &[3]);
+    let add = net.take_in_flight();
+    let duplicate: Held = add
+        .iter()
+        .filter(|(to, envelope)| *to == 3 && envelope.is_device_sealed() && !envelope.is_control())
+        .cloned()
+        .collect();
+    assert_eq!(duplicate.len(), 1, "one Welcome for device 3");
+    net.put_in_flight(add.into_iter().filter(|(to, _)| *to != 1).collect());
+    net.run(Order::Sent);
+    assert!(net.has_group(3, &g));
+    // R wins: admin 0 tells device 3 its branch is lost, and device 3 believes it.
+    net.put_in_flight(r);
+    net.run(Order::Sent);
+    assert!(!net.has_group(3, &g), "device 3 believed its adder");
+    net.put_in_flight(duplicate);
+    net.run(Order::Sent);
+    net.advance(kith_core::group::LEAVE_STEP_SECS * 4);
+    net.run(Order::Sent);
+    assert!(
+        !net.has_group(3, &g),
+        "the duplicate Welcome did not take device 3 back to the lost branch"
+    );
+    net.assert_converged(&g, &[1, 2]);
+}
+
+/// Seed 1788: admin 0 makes device 1 an admin (G) while admin 2 removes admin 0 (R) on
+/// the same parent; device 1, on G's branch, adds device 3. R wins; device 1 rolls back
+/// to it, is no admin there, and its add waits for ever. Nobody had removed device 1, so
+/// nobody told device 3, which stayed on the abandoned branch alone. A device that a fork
+/// moves off a branch now tells the devices it added there and that are not members on
+/// the new one.
+#[test]
+fn a_device_moved_off_the_branch_it_added_a_device_on_tells_that_device() {
+    let (mut net, g) = Network::with_outsiders(4, 3, &[2]);
+    net.remove(2, &g, &[0]);
+    let r = net.take_in_flight();
+    net.make_admin(0, &g, &[1]);
+    net.run_only(&[1]);
+    net.add(1, g.clone(), &[3]);
+    net.run_only(&[3]);
+    assert!(net.has_group(3, &g), "device 3 joined G's branch");
+    net.put_in_flight(r);
+    net.run(Order::Sent);
+    net.advance(kith_core::group::LEAVE_STEP_SECS * 4);
+    net.run(Order::Sent);
+    assert!(
+        !net.has_group(3, &g),
+        "device 3 was told its branch is lost and dropped it"
+    );
+    net.assert_converged(&g, &[1, 2]);
 }

@@ -1,7 +1,7 @@
 //! Forks deeper than the rollback horizon, settled by fork notices (simulator seed 51).
 use kith_core::group::{Event, GroupId, HORIZON};
 
-use super::network::{Envelope, Network, Order};
+use super::network::{only, Envelope, Network, Order};
 
 /// A group of `n` with admins 0 and 1, where device 1 grants device 2 admin (class 1) cut
 /// off from everyone: returns the grant's frames, held back.
@@ -243,9 +243,6 @@ fn a_fork_notice_from_an_admin_our_branch_removed_is_believed() {
 #[test]
 fn a_notice_whose_chain_removes_us_before_the_notifier_is_an_admin_is_followed() {
     let (mut net, g) = Network::with_group(5, &[1]);
-    let only = |frames: Held, to: &[usize]| -> Held {
-        frames.into_iter().filter(|(t, _)| to.contains(t)).collect()
-    };
     // Y: admin 1 removes device 4 on parent p (class 0).
     net.remove(1, &g, &[4]);
     let y = net.take_in_flight();
@@ -285,9 +282,6 @@ fn a_notice_whose_chain_removes_us_before_the_notifier_is_an_admin_is_followed()
 #[test]
 fn a_notice_refused_by_a_deeper_better_branch_is_answered_and_its_sender_re_joins() {
     let (mut net, g) = Network::with_group(3, &[1]);
-    let only = |frames: Held, to: &[usize]| -> Held {
-        frames.into_iter().filter(|(t, _)| to.contains(t)).collect()
-    };
     // On parent p device 2 self-updates (X); admin 1, unaware, grants device 2 (Y, class
     // 1: it beats X). Admins 0 and 1 see X; admin 0 goes deep on it, cut off.
     net.self_update(2, &g);

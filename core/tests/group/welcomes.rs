@@ -135,3 +135,90 @@ fn a_tentatively_removed_device_ignores_a_duplicate_of_its_old_welcome() {
     net.run(Order::Sent);
     net.assert_converged(&g, &[0, 1, 2, 3]);
 }
+
+/// Seed 9635: on one parent admin 0 adds device 3 and admin 1 adds device 4; each, not yet
+/// knowing of the other's commit, then adds the other device on its own branch. Whichever
+/// add wins fork choice, one device joins with the winner's Welcome (its join unhashed)
+/// and then gets the loser's Welcome for a later epoch, whose chain names the loser's
+/// commit on the parent of its join. It used to take that Welcome (the later epoch) and
+/// stay on the dead branch, a member nobody could reach. It now waits for its join hash,
+/// and fork choice at that parent decides.
+#[test]
+fn a_later_welcome_naming_another_commit_where_our_join_is_unhashed_waits_for_our_hash() {
+    let (mut net, g) = Network::with_outsiders(5, 3, &[1]);
+    net.add(0, g.clone(), &[3]);
+    net.add(1, g.clone(), &[4]);
+    net.add(0, g.clone(), &[4]);
+    net.add(1, g.clone(), &[3]);
+    let (outsiders, members): (Frames, Frames) = net
+        .take_in_flight()
+        .into_iter()
+        .partition(|(to, _)| *to >= 3);
+    net.put_in_flight(members);
+    net.run_only(&[0, 1, 2]);
+    let answers = net.take_in_flight();
+    assert_eq!(net.epoch(0, &g), net.epoch(2, &g), "fork choice settled");
+    assert_eq!(net.epoch(1, &g), net.epoch(2, &g), "fork choice settled");
+    // Each outsider gets its first Welcome, then the later one, then both join hashes
+    // (its own last), then the commit its first adder made after adding it; what they
+    // send is held until the end (members would answer it with the commits they lack).
+    let (mut hashes, rest): (Frames, Frames) = outsiders
+        .into_iter()
+        .partition(|(_, envelope)| envelope.is_control());
+    let (welcomes, commits): (Frames, Frames) = rest
+        .into_iter()
+        .partition(|(_, envelope)| envelope.is_device_sealed());
+    let mut welcomed = Vec::new();
+    let (first, later): (Frames, Frames) = welcomes.into_iter().partition(|(to, _)| {
+        let first = !welcomed.contains(to);
+        welcomed.push(*to);
+        first
+    });
+    hashes.reverse();
+    for frames in [first, later, hashes, commits, answers] {
+        net.put_in_flight(frames);
+        net.run_only(&[3, 4]);
+    }
+    net.run(Order::Sent);
+    net.assert_converged(&g, &[0, 1, 2, 3, 4]);
+}
+
+/// Seed 1932: device 2 is added, removed and re-added before any frame reaches it. It
+/// joins with the first Welcome (its join unhashed), and the re-adding Welcome, whose
+/// chain names another commit on that join's parent than the unknown one, waits for the
+/// first join hash. The commit removing the device then arrives, and that join hash only
+/// after it. The device, tentatively removed, no longer applied join hashes, so the
+/// re-adding Welcome waited for ever while the members counted the device. Now a commit
+/// that grows our chain while our join is unhashed has the waiting Welcomes judged again:
+/// the re-adding one names the removal too, so the chains agree and its later epoch wins.
+#[test]
+fn a_device_removed_and_re_added_takes_the_re_adding_welcome_once_the_removal_comes() {
+    let (mut net, g) = Network::with_outsiders(3, 2, &[]);
+    net.add(0, g.clone(), &[2]);
+    net.remove(0, &g, &[2]);
+    net.add(0, g.clone(), &[2]);
+    let (to_outsider, to_members): (Frames, Frames) = net
+        .take_in_flight()
+        .into_iter()
+        .partition(|(to, _)| *to == 2);
+    net.put_in_flight(to_members);
+    net.run_only(&[0, 1]);
+    let (mut hashes, rest): (Frames, Frames) = to_outsider
+        .into_iter()
+        .partition(|(_, envelope)| envelope.is_control());
+    let (welcomes, epoch_frames): (Frames, Frames) = rest
+        .into_iter()
+        .partition(|(_, envelope)| envelope.is_device_sealed());
+    assert_eq!(
+        (welcomes.len(), hashes.len()),
+        (2, 2),
+        "two Welcomes, two join hashes"
+    );
+    let first_hash = hashes.remove(0);
+    for frames in [welcomes, hashes, epoch_frames, vec![first_hash]] {
+        net.put_in_flight(frames);
+        net.run_only(&[2]);
+    }
+    net.run(Order::Sent);
+    net.assert_converged(&g, &[0, 1, 2]);
+}
