@@ -13,6 +13,12 @@ impl World {
         let all = self.holders();
         let orphans = self.orphans(&all);
         self.stats.orphans += orphans.len() as u64;
+        for &i in &orphans {
+            self.record.violation(format!(
+                "device {i} is orphaned: it holds the group and counts others, but no other \
+                 holder counts it"
+            ));
+        }
         let holders: Vec<usize> = all.into_iter().filter(|i| !orphans.contains(i)).collect();
         self.check_agreement(&holders);
         self.check_requests(&holders);
@@ -21,8 +27,9 @@ impl World {
     }
 
     /// Holders left on a dead branch: no other holder counts them a member, though they
-    /// count others (their add was on a branch that lost fork choice and their adder was
-    /// removed on the winning one, so nothing ever reaches them; docs/consistency.md).
+    /// count others (their add was on a branch that lost fork choice and their adder left
+    /// it without telling them; docs/consistency.md). Each is a violation; the other
+    /// checks leave them out, so that one orphan is reported once.
     pub(crate) fn orphans(&self, holders: &[usize]) -> Vec<usize> {
         let view = |i: usize| -> Vec<usize> {
             let d = &self.devices[i];
