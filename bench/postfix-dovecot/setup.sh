@@ -226,6 +226,9 @@ EOF
 }
 
 configure_postfix() {
+    # "No configuration" (above) leaves Debian's postfix without a main.cf on a machine
+    # that never had one; start from Debian's own template, as its postinst suggests.
+    [ -f /etc/postfix/main.cf ] || cp /usr/share/postfix/main.cf.debian /etc/postfix/main.cf
     postconf -e \
         "myhostname = $DOMAIN" \
         "maillog_file = /var/log/postfix-kith.log" \
