@@ -17,14 +17,14 @@
 //! (seed 6071: the device then joined the lost branch and stayed there alone), so every
 //! Welcome taken is checked against the kept frames. A frame believed is kept too: a
 //! duplicate of the Welcome it names must not take the device back (seed 446).
-use kith_crypto::frame::{Frame, FrameKind};
+use kith_crypto::frame::FrameKind;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::commands::load;
 use super::errors::GroupError;
 use super::store;
-use super::{Event, GroupEngine, GroupId, Outgoing, Output, SealKey};
+use super::{Event, GroupEngine, GroupId, Outgoing, Output};
 
 /// The largest branch-lost frame accepted.
 pub const MAX_BRANCH_LOST_LEN: usize = 4 * 1024;
@@ -220,14 +220,11 @@ impl GroupEngine {
             signer: self.signer.public_key().to_vec(),
             signature: signature.to_vec(),
         };
-        out.outgoing.push(Outgoing {
-            recipients: vec![address.clone()],
-            key: SealKey::Device { address },
-            frame: Frame {
-                kind: FrameKind::Control,
-                payload: frame.encode(),
-            },
-        });
+        out.outgoing.push(Outgoing::to_device(
+            &address,
+            FrameKind::Control,
+            frame.encode(),
+        ));
         Ok(())
     }
 

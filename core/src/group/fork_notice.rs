@@ -15,7 +15,7 @@
 //! branch yields only to an admin's. The notice also lists the admins of the notifier's
 //! branch: the member that re-joins asks them, since the admins it knows on its own branch
 //! may have left the notifier's (seed 389).
-use kith_crypto::frame::{Frame, FrameKind};
+use kith_crypto::frame::FrameKind;
 use kith_crypto::mls::openmls::prelude::tls_codec::Deserialize as _;
 use kith_crypto::mls::openmls::prelude::{MlsGroup, MlsMessageIn};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -25,7 +25,7 @@ use super::commands::{load, members_of};
 use super::errors::GroupError;
 use super::fork::{beats, CommitClass, CommitRank};
 use super::store::{self, LoggedCommit};
-use super::{GroupEngine, GroupId, Outgoing, Output, SealKey};
+use super::{GroupEngine, GroupId, Outgoing, Output};
 
 /// The largest fork notice accepted.
 pub const MAX_FORK_NOTICE_LEN: usize = 4 * 1024 * 1024;
@@ -306,14 +306,11 @@ impl GroupEngine {
             .sign_control(CONTEXT, &notice.signed_bytes())
             .to_vec();
         for address in recipients {
-            out.outgoing.push(Outgoing {
-                recipients: vec![address.clone()],
-                key: SealKey::Device { address },
-                frame: Frame {
-                    kind: FrameKind::Control,
-                    payload: notice.encode(),
-                },
-            });
+            out.outgoing.push(Outgoing::to_device(
+                &address,
+                FrameKind::Control,
+                notice.encode(),
+            ));
         }
         Ok(())
     }

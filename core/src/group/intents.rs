@@ -3,6 +3,7 @@
 //! commit stays on the chain, and is re-issued when fork choice drops the commit.
 use std::collections::HashSet;
 
+use kith_crypto::frame::FrameKind;
 use kith_crypto::mls::openmls::prelude::*;
 use kith_crypto::mls::KithProvider;
 use rusqlite::{params, Connection};
@@ -13,8 +14,8 @@ use super::errors::{mls, GroupError};
 use super::fork::{CommitClass, CommitRank};
 use super::lineage;
 use super::store::{self, LoggedCommit};
+use super::Outgoing;
 use super::{GroupEngine, GroupId, Output};
-use super::{Outgoing, SealKey};
 use crate::content::{AppMessage, Content, MessageId};
 
 /// A change this device wants committed; kept until a commit of ours carrying it stays on
@@ -298,13 +299,11 @@ impl GroupEngine {
             super::branch_lost::welcomed(db, gid, address, epoch)?;
         }
         let welcome = serialize(&message)?;
-        out.outgoing.extend(added.iter().map(|address| Outgoing {
-            recipients: vec![address.clone()],
-            key: SealKey::Device {
-                address: address.clone(),
-            },
-            frame: mls_frame(welcome.clone()),
-        }));
+        out.outgoing.extend(
+            added
+                .iter()
+                .map(|address| Outgoing::to_device(address, FrameKind::Mls, welcome.clone())),
+        );
         self.send_join_hash(gid, epoch, hash, &added, out);
         self.resend_name(db, gid, out)
     }

@@ -13,7 +13,7 @@
 //! that comes first and is ignored as no better than our state — judged without its hash —
 //! waits (at most [`MAX_WAITING_WELCOMES`]) and is judged again when its hash arrives
 //! (seed 486: the device stayed on the branch its first adder had lost).
-use kith_crypto::frame::{Frame, FrameKind};
+use kith_crypto::frame::FrameKind;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +21,7 @@ use kith_crypto::mls::verify_control;
 
 use super::errors::GroupError;
 use super::lineage::Lineage;
-use super::{GroupEngine, GroupId, Outgoing, Output, SealKey};
+use super::{GroupEngine, GroupId, Outgoing, Output};
 
 /// The largest join-hash frame accepted.
 pub const MAX_JOIN_HASH_LEN: usize = 4 * 1024;
@@ -234,16 +234,11 @@ impl GroupEngine {
             .sign_control(CONTEXT, &frame.signed_bytes())
             .to_vec();
         for address in added {
-            out.outgoing.push(Outgoing {
-                recipients: vec![address.clone()],
-                key: SealKey::Device {
-                    address: address.clone(),
-                },
-                frame: Frame {
-                    kind: FrameKind::Control,
-                    payload: frame.encode(),
-                },
-            });
+            out.outgoing.push(Outgoing::to_device(
+                address,
+                FrameKind::Control,
+                frame.encode(),
+            ));
         }
     }
 
@@ -305,8 +300,7 @@ impl GroupEngine {
         {
             return Ok(());
         }
-        let waiting = take_all_waiting_welcomes(db, gid)?;
-        self.judge_waiting_welcomes(db, waiting, out)
+        self.judge_welcomes_after_fork(db, gid, out)
     }
 
     /// Judges waiting Welcomes again; one still no better waits again.

@@ -74,13 +74,14 @@ fn forget_kept(db: &Connection, gid: &GroupId, parent: u64) -> Result<(), GroupE
 }
 
 impl GroupEngine {
-    /// Once per group a fork moved to another commit: the notices kept for it are judged
+    /// After each receive, judges again what waited on the groups it changed. Once per
+    /// group a fork moved to another commit: the notices kept for it are judged
     /// again (`judge_kept_notices`), then the Welcomes that were no better
     /// (`judge_welcomes_after_fork`), then devices we added on the branch we left are told
     /// (`announce_welcomes_left_behind`). A group whose chain only grew (a merge, a removal of
     /// us) has its Welcomes judged again if they wait on our unhashed join
     /// (`judge_welcomes_after_growth`).
-    pub(crate) fn judge_after_forks(
+    pub(crate) fn judge_again_after_receive(
         &self,
         db: &Connection,
         now: u64,

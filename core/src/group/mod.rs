@@ -35,7 +35,7 @@ mod store;
 mod welcome;
 
 use kith_crypto::certificate::{DeviceCertificate, DeviceId};
-use kith_crypto::frame::Frame;
+use kith_crypto::frame::{Frame, FrameKind};
 use kith_crypto::identity::IdentityPublicKey;
 use kith_crypto::mls::DeviceSigningKey;
 use zeroize::Zeroizing;
@@ -107,6 +107,20 @@ pub struct Outgoing {
     pub key: SealKey,
     /// The frame to put inside the envelope.
     pub frame: Frame,
+}
+
+impl Outgoing {
+    /// A frame of `kind` sealed to one device's own envelope key: a Welcome or a
+    /// control frame meant for that device alone.
+    pub(crate) fn to_device(address: &str, kind: FrameKind, payload: Vec<u8>) -> Self {
+        Outgoing {
+            recipients: vec![address.to_owned()],
+            key: SealKey::Device {
+                address: address.to_owned(),
+            },
+            frame: Frame { kind, payload },
+        }
+    }
 }
 
 /// How an incoming envelope was opened.

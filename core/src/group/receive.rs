@@ -50,7 +50,7 @@ impl GroupEngine {
             } else {
                 self.receive_rejoin(db, now, payload, &mut out)?;
             }
-            self.judge_after_forks(db, now, &mut out)?;
+            self.judge_again_after_receive(db, now, &mut out)?;
             self.finish(db, &mut out)?;
             return Ok(out);
         }
@@ -82,7 +82,7 @@ impl GroupEngine {
             }
             _ => tracing::debug!("ignoring an MLS message that is neither Welcome nor protocol"),
         }
-        self.judge_after_forks(db, now, &mut out)?;
+        self.judge_again_after_receive(db, now, &mut out)?;
         self.finish(db, &mut out)?;
         Ok(out)
     }

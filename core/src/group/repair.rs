@@ -11,7 +11,7 @@
 //! there, with the same identity) removes its old leaf and adds the new package in one
 //! commit and Welcomes it; the device replaces its stale group with the Welcome's. What the
 //! device sent on the abandoned branch beyond the horizon is lost.
-use kith_crypto::frame::{Frame, FrameKind};
+use kith_crypto::frame::FrameKind;
 use kith_crypto::mls::openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use kith_crypto::mls::openmls::prelude::*;
 use kith_crypto::mls::KithProvider;
@@ -24,7 +24,7 @@ use super::fork::{beats, CommitClass, CommitRank};
 use super::intents::Intent;
 use super::lineage::Lineage;
 use super::store::{self, LoggedCommit};
-use super::{Event, GroupEngine, GroupId, MemberInfo, Outgoing, Output, SealKey};
+use super::{Event, GroupEngine, GroupId, MemberInfo, Outgoing, Output};
 
 /// How many epochs back epoch ids, envelope keys and the commit log are kept, to detect a
 /// peer on a branch that forked beyond the rollback horizon (4 × H).
@@ -173,14 +173,11 @@ impl GroupEngine {
             params![gid.0],
         )?;
         for (_, admin) in asked {
-            out.outgoing.push(Outgoing {
-                recipients: vec![admin.clone()],
-                key: SealKey::Device { address: admin },
-                frame: Frame {
-                    kind: FrameKind::Control,
-                    payload: request.encode(),
-                },
-            });
+            out.outgoing.push(Outgoing::to_device(
+                &admin,
+                FrameKind::Control,
+                request.encode(),
+            ));
         }
         out.events.push(Event::RejoinRequested {
             group: gid.clone(),
