@@ -21,6 +21,9 @@ mod waiting_intents;
 #[path = "group/own_commits.rs"]
 mod own_commits;
 
+#[path = "group/past_membership.rs"]
+mod past_membership;
+
 use kith_core::content::Content;
 use kith_core::group::{encode_admins, Event, GroupError};
 use kith_crypto::mls::openmls::prelude::{Extension, LeafNodeIndex, UnknownExtension};

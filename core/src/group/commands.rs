@@ -383,14 +383,23 @@ impl GroupEngine {
             .events
             .iter()
             .any(|e| matches!(e, Event::EpochChanged { .. } | Event::Joined { .. }));
-        if changed && out.reopen.is_empty() {
-            out.reopen = store::stashed(db)?
-                .into_iter()
-                .map(|(id, envelope)| StashedEnvelope { id, envelope })
-                .collect();
+        if changed {
+            offer_stash(db, out)?;
         }
         Ok(())
     }
+}
+
+/// Offers the stashed envelopes again in `out.reopen` (once per call): a key to open
+/// them may have come.
+pub(crate) fn offer_stash(db: &Connection, out: &mut Output) -> Result<(), GroupError> {
+    if out.reopen.is_empty() {
+        out.reopen = store::stashed(db)?
+            .into_iter()
+            .map(|(id, envelope)| StashedEnvelope { id, envelope })
+            .collect();
+    }
+    Ok(())
 }
 
 /// How long an envelope no key opens is kept before it is given up (7 days).

@@ -87,7 +87,8 @@ pub(crate) fn drop_group(
             .delete(provider.storage())
             .map_err(super::errors::mls)?;
     }
-    store::forget_group(db, group)
+    store::forget_group(db, group)?;
+    super::past_membership::forget(db, group)
 }
 
 fn member_with_key(group: &MlsGroup, key: &[u8]) -> Option<String> {

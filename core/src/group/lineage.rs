@@ -321,6 +321,18 @@ pub(crate) fn welcome_is_better(
     Ok(prefer(&ours, &theirs, unhashed, our_epoch, their_epoch))
 }
 
+/// Whether our chain holds the commit with `hash` on `parent`.
+pub(crate) fn holds_commit(
+    db: &Connection,
+    group: &GroupId,
+    parent: u64,
+    hash: &[u8; 32],
+) -> Result<bool, GroupError> {
+    Ok(our_chain(db, group)?
+        .get(&parent)
+        .is_some_and(|(_, ours, _)| ours.as_ref() == Some(hash)))
+}
+
 /// The first parent at which `lineage` names another commit than our chain: the fork
 /// between our branch and the one a Welcome with that lineage puts us on.
 pub(crate) fn first_difference(

@@ -25,6 +25,7 @@ mod join_hash;
 mod kept_notices;
 mod lineage;
 mod own_commits;
+mod past_membership;
 mod queries;
 mod randomness;
 mod receive;

@@ -31,11 +31,14 @@ impl GroupEngine {
             .collect()
     }
 
-    /// The envelope keys to try on incoming group envelopes: every group's current epoch
-    /// and the retained past epochs.
+    /// The envelope keys to try on incoming group envelopes: every group's current epoch,
+    /// the retained past epochs, and the epoch of a past membership
+    /// (`past_membership.rs`).
     pub fn epoch_keys(&self, db: &Connection) -> Result<Vec<EpochKey>, GroupError> {
         let mut stmt = db.prepare(
-            "SELECT group_id, epoch, envelope_key FROM kith_epochs ORDER BY group_id, epoch",
+            "SELECT group_id, epoch, envelope_key FROM kith_epochs
+             UNION ALL SELECT group_id, epoch, envelope_key FROM kith_past_memberships
+             ORDER BY 1, 2",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((

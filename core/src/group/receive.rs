@@ -343,26 +343,17 @@ impl GroupEngine {
         let provider = self.provider(db);
         let mut group = load(&provider, gid)?;
         let current = group.epoch().as_u64();
-        let processed = match group.process_message(&provider, protocol) {
+        let processed = match group.process_message(&provider, protocol.clone()) {
             Ok(processed) => processed,
             Err(error) => {
-                tracing::debug!(?error, "application message did not decrypt");
+                if !self.receive_past_application(db, protocol, gid, out)? {
+                    tracing::debug!(?error, "application message did not decrypt");
+                }
                 return Ok(());
             }
         };
         let sent_epoch = processed.epoch().as_u64();
-        let device = match device_of(processed.credential()) {
-            Ok(device) => device,
-            Err(error) => {
-                tracing::warn!(%error, "message from a leaf without a valid certificate");
-                return Ok(());
-            }
-        };
-        let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() else {
-            return Ok(());
-        };
-        let Ok(envelope) = serde_json::from_slice::<AppEnvelope>(&app.into_bytes()) else {
-            tracing::debug!("application message with malformed content");
+        let Some((device, envelope)) = opened_application(processed) else {
             return Ok(());
         };
         if sent_epoch < current {
@@ -534,6 +525,30 @@ fn check_commit_leaves(staged: &StagedCommit) -> Result<(), GroupError> {
 }
 
 /// The verified device behind a credential (its key was checked when the leaf was accepted).
+/// The verified sender and the content of a decrypted application message; `None` (and
+/// logged) for a leaf whose certificate fails, or content that is not a message of ours.
+pub(crate) fn opened_application(
+    processed: ProcessedMessage,
+) -> Option<(VerifiedDevice, AppEnvelope)> {
+    let device = match device_of(processed.credential()) {
+        Ok(device) => device,
+        Err(error) => {
+            tracing::warn!(%error, "message from a leaf without a valid certificate");
+            return None;
+        }
+    };
+    let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() else {
+        return None;
+    };
+    match serde_json::from_slice::<AppEnvelope>(&app.into_bytes()) {
+        Ok(envelope) => Some((device, envelope)),
+        Err(_) => {
+            tracing::debug!("application message with malformed content");
+            None
+        }
+    }
+}
+
 fn device_of(credential: &Credential) -> Result<VerifiedDevice, GroupError> {
     let basic = BasicCredential::try_from(credential.clone()).map_err(|_| {
         GroupError::CertificateMismatch(

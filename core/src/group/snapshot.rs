@@ -84,22 +84,114 @@ const GROUP_TABLES: [(&str, &str, &str); 4] = [
 
 /// Copies the group's openmls rows as they are now (at `epoch`, before a merge).
 pub(crate) fn snapshot(db: &Connection, group: &GroupId, epoch: u64) -> Result<(), GroupError> {
-    let key = mls_key(group)?;
     drop_snapshot(db, group, epoch)?;
+    save_rows(db, group, &group.0, epoch)
+}
+
+/// Copies the group's openmls rows into the snapshot tables under `slot` (the group id
+/// for rollback snapshots; past memberships use slots of their own) and `epoch`.
+pub(crate) fn save_rows(
+    db: &Connection,
+    group: &GroupId,
+    slot: &[u8],
+    epoch: u64,
+) -> Result<(), GroupError> {
+    let key = mls_key(group)?;
     for (table, snap, cols) in GROUP_TABLES {
         db.execute(
             &format!(
                 "INSERT INTO {snap} (group_id, snap_epoch, provider_version, mls_group_id, {cols})
                  SELECT ?1, ?2, provider_version, group_id, {cols} FROM {table} WHERE group_id = ?3"
             ),
-            params![group.0, epoch as i64, key],
+            params![slot, epoch as i64, key],
         )?;
     }
     db.execute(
         "INSERT INTO kith_snap_encryption_keys
          (group_id, snap_epoch, provider_version, public_key, key_pair)
          SELECT ?1, ?2, provider_version, public_key, key_pair FROM openmls_encryption_keys",
-        params![group.0, epoch as i64],
+        params![slot, epoch as i64],
+    )?;
+    Ok(())
+}
+
+/// Replaces the group's openmls rows with those saved under `slot` and `epoch`; with no
+/// rows saved there, the group is left with none.
+pub(crate) fn load_rows(
+    db: &Connection,
+    group: &GroupId,
+    slot: &[u8],
+    epoch: u64,
+) -> Result<(), GroupError> {
+    clear_rows(db, group)?;
+    for (table, snap, cols) in GROUP_TABLES {
+        db.execute(
+            &format!(
+                "INSERT INTO {table} (provider_version, group_id, {cols})
+                 SELECT provider_version, mls_group_id, {cols} FROM {snap}
+                 WHERE group_id = ?1 AND snap_epoch = ?2"
+            ),
+            params![slot, epoch as i64],
+        )?;
+    }
+    db.execute(
+        "INSERT OR IGNORE INTO openmls_encryption_keys (provider_version, public_key, key_pair)
+         SELECT provider_version, public_key, key_pair FROM kith_snap_encryption_keys
+         WHERE group_id = ?1 AND snap_epoch = ?2",
+        params![slot, epoch as i64],
+    )?;
+    Ok(())
+}
+
+/// Deletes the group's openmls rows (those keyed by group id): the group is then not
+/// held until rows are loaded or a Welcome writes new ones.
+pub(crate) fn clear_rows(db: &Connection, group: &GroupId) -> Result<(), GroupError> {
+    let key = mls_key(group)?;
+    for (table, _, _) in GROUP_TABLES {
+        db.execute(
+            &format!("DELETE FROM {table} WHERE group_id = ?1"),
+            params![key],
+        )?;
+    }
+    Ok(())
+}
+
+/// Copies the rows saved under `from` (slot, epoch) to `to`, beside what is there.
+pub(crate) fn copy_saved(
+    db: &Connection,
+    from: (&[u8], u64),
+    to: (&[u8], u64),
+) -> Result<(), GroupError> {
+    let tables = GROUP_TABLES
+        .iter()
+        .map(|(_, snap, cols)| (*snap, format!("provider_version, mls_group_id, {cols}")))
+        .chain([(
+            "kith_snap_encryption_keys",
+            "provider_version, public_key, key_pair".to_owned(),
+        )]);
+    for (snap, cols) in tables {
+        db.execute(
+            &format!(
+                "INSERT INTO {snap} (group_id, snap_epoch, {cols})
+                 SELECT ?3, ?4, {cols} FROM {snap} WHERE group_id = ?1 AND snap_epoch = ?2"
+            ),
+            params![from.0, from.1 as i64, to.0, to.1 as i64],
+        )?;
+    }
+    Ok(())
+}
+
+/// Deletes every row saved under `slot` (at any epoch).
+pub(crate) fn drop_slot(db: &Connection, slot: &[u8]) -> Result<(), GroupError> {
+    for (_, snap, _) in GROUP_TABLES {
+        db.execute(
+            &format!("DELETE FROM {snap} WHERE group_id = ?1"),
+            params![slot],
+        )?;
+    }
+    db.execute(
+        "DELETE FROM kith_snap_encryption_keys WHERE group_id = ?1",
+        params![slot],
     )?;
     Ok(())
 }
@@ -123,27 +215,8 @@ pub(crate) fn has_snapshot(
 /// Puts the group's openmls rows back as they were in the snapshot at `epoch`, and forgets
 /// everything the engine recorded about later epochs of the abandoned branch.
 pub(crate) fn restore(db: &Connection, group: &GroupId, epoch: u64) -> Result<(), GroupError> {
-    let key = mls_key(group)?;
-    for (table, snap, cols) in GROUP_TABLES {
-        db.execute(
-            &format!("DELETE FROM {table} WHERE group_id = ?1"),
-            params![key],
-        )?;
-        db.execute(
-            &format!(
-                "INSERT INTO {table} (provider_version, group_id, {cols})
-                 SELECT provider_version, mls_group_id, {cols} FROM {snap}
-                 WHERE group_id = ?1 AND snap_epoch = ?2"
-            ),
-            params![group.0, epoch as i64],
-        )?;
-    }
-    db.execute(
-        "INSERT OR IGNORE INTO openmls_encryption_keys (provider_version, public_key, key_pair)
-         SELECT provider_version, public_key, key_pair FROM kith_snap_encryption_keys
-         WHERE group_id = ?1 AND snap_epoch = ?2",
-        params![group.0, epoch as i64],
-    )?;
+    load_rows(db, group, &group.0, epoch)?;
+    super::past_membership::forget_if_off_chain(db, group, Some(epoch))?;
     let e = epoch as i64;
     // The chain changed from `epoch` on: commits re-sent to a peer before are not the ones
     // it now needs, so anti-entropy may send again (found by the simulator).

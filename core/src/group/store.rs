@@ -87,6 +87,7 @@ pub fn migrate(db: &Connection) -> Result<(), GroupError> {
     super::kept_notices::migrate(db)?;
     super::join_hash::migrate(db)?;
     super::own_commits::migrate(db)?;
+    super::past_membership::migrate(db)?;
     super::repair::migrate(db)
 }
 
@@ -115,6 +116,7 @@ pub(crate) fn prune(db: &Connection, group: &GroupId, current: u64) -> Result<()
         db.execute(sql, params![group.0, detect])?;
     }
     super::own_commits::prune(db, group, detect)?;
+    super::past_membership::prune(db, group, detect as u64)?;
     retire_key_packages(db, group, current)
 }
 
@@ -232,9 +234,24 @@ pub(crate) fn record_epoch(
     epoch_id: &[u8; 32],
     envelope_key: &[u8; 32],
 ) -> Result<(), GroupError> {
+    record_epoch_in(db, "kith_epochs", group, epoch, epoch_id, envelope_key)
+}
+
+/// Records an epoch's id and envelope key in `table` (`kith_epochs`, or the table of
+/// past memberships, which has the same columns).
+pub(crate) fn record_epoch_in(
+    db: &Connection,
+    table: &str,
+    group: &GroupId,
+    epoch: u64,
+    epoch_id: &[u8; 32],
+    envelope_key: &[u8; 32],
+) -> Result<(), GroupError> {
     db.execute(
-        "INSERT OR REPLACE INTO kith_epochs (group_id, epoch, epoch_id, envelope_key)
-         VALUES (?1, ?2, ?3, ?4)",
+        &format!(
+            "INSERT OR REPLACE INTO {table} (group_id, epoch, epoch_id, envelope_key)
+             VALUES (?1, ?2, ?3, ?4)"
+        ),
         params![group.0, epoch as i64, &epoch_id[..], &envelope_key[..]],
     )?;
     Ok(())

@@ -59,18 +59,23 @@ impl GroupEngine {
             // another branch, where it may be better (seed 8639: a deep admin's notice
             // took a device to the branch that Welcome re-added it on).
             join_hash::keep_welcome(db, &opened.group, opened.epoch, bytes)?;
+            // One from before our current epoch may be a past membership of ours (seed
+            // 9857: removed and re-added, the re-adding Welcome came first).
+            // A Welcome refused here (a leaf whose certificate fails) is only not kept.
+            if matches!(is_from_the_group(&opened.staged), Ok(true)) {
+                let OpenedWelcome {
+                    staged,
+                    group,
+                    epoch,
+                    lineage,
+                    ..
+                } = opened;
+                self.keep_past_membership(db, &group, epoch, lineage.as_ref(), staged, out)?;
+            }
             return Ok(());
         }
-        // Members accepted the add only from an admin of its parent epoch, and admins are
-        // never dropped: a Welcome from anyone else is not one the group made.
-        if !made_by_an_admin(&opened.staged) {
-            tracing::warn!("refusing a Welcome whose sender is not an admin of the group");
+        if !is_from_the_group(&opened.staged)? {
             return Ok(());
-        }
-        for member in opened.staged.members() {
-            let key = SignaturePublicKey::from(member.signature_key.clone());
-            verify_leaf_credential(&member.credential, &key, None)
-                .map_err(GroupError::CertificateMismatch)?;
         }
         self.take_welcome(db, opened, out)
     }
@@ -134,13 +139,20 @@ impl GroupEngine {
         let gid = opened.group;
         let (resend, leaving) = carried_over(db, &gid)?;
         let intents = intents_carried_over(db, &gid, opened.lineage.as_ref())?;
+        let fork = match &opened.lineage {
+            Some(lineage) => lineage::first_difference(db, &gid, lineage)?,
+            None => None,
+        };
         // The devices we added on the branch we leave are on a lost branch too (seed
         // 8879: they stayed there, counting us).
-        if let Some(lineage) = &opened.lineage {
-            if let Some(fork) = lineage::first_difference(db, &gid, lineage)? {
-                self.announce_branch_lost(db, &gid, fork, out)?;
-            }
+        if let Some(fork) = fork {
+            self.announce_branch_lost(db, &gid, fork, out)?;
         }
+        // A past membership stays while the chain keeps its epoch.
+        let kept_until = opened.lineage.as_ref().map(|_| fork.unwrap_or(u64::MAX));
+        super::past_membership::forget_if_off_chain(db, &gid, kept_until)?;
+        let lineage = opened.lineage.is_some();
+        self.keep_replaced_membership(db, &gid, opened.epoch, lineage, fork)?;
         let group = opened.staged.into_group(&provider).map_err(mls)?;
         store::forget_group(db, &gid)?;
         store::ensure_group_row(db, &gid)?;
@@ -200,6 +212,22 @@ impl GroupEngine {
             None => ours >= epoch,
         })
     }
+}
+
+/// Whether the group made this Welcome: members accepted the add only from an admin of
+/// its parent epoch, and admins are never dropped, so its sender must be an admin; and
+/// every leaf's certificate must verify (an error if one does not).
+fn is_from_the_group(staged: &StagedWelcome) -> Result<bool, GroupError> {
+    if !made_by_an_admin(staged) {
+        tracing::warn!("refusing a Welcome whose sender is not an admin of the group");
+        return Ok(false);
+    }
+    for member in staged.members() {
+        let key = SignaturePublicKey::from(member.signature_key.clone());
+        verify_leaf_credential(&member.credential, &key, None)
+            .map_err(GroupError::CertificateMismatch)?;
+    }
+    Ok(true)
 }
 
 /// Whether the Welcome's sender is an admin in the group context it carries.
