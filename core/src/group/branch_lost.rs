@@ -130,7 +130,7 @@ fn welcomed_rows(db: &Connection, gid: &GroupId) -> Result<Vec<Welcomed>, GroupE
 
 /// Our chain holds another id for `epoch` than `epoch_id` (`None`: we hold no record of
 /// it, pruned or never reached on this chain).
-fn other_id_held(
+pub(crate) fn other_id_held(
     db: &Connection,
     gid: &GroupId,
     epoch: u64,
@@ -179,18 +179,12 @@ impl GroupEngine {
         }
         let group = load(&self.provider(db), gid)?;
         let current = group.epoch().as_u64();
-        let members = super::commands::members_of(&group);
         for (address, epoch, epoch_id) in welcomed_rows(db, gid)? {
             let left = match other_id_held(db, gid, epoch, &epoch_id)? {
                 Some(other) => other,
                 None => epoch > current,
             };
-            if !left {
-                continue;
-            }
-            if members.iter().any(|m| m.address == address) {
-                forget_welcomed(db, gid, &address, epoch)?;
-            } else {
+            if left {
                 self.send_branch_lost(db, gid, address, epoch, epoch_id, out)?;
             }
         }
@@ -199,7 +193,7 @@ impl GroupEngine {
 
     /// Tells `address` that the epoch our Welcome put it in is on a lost branch, and
     /// forgets that Welcome.
-    fn send_branch_lost(
+    pub(crate) fn send_branch_lost(
         &self,
         db: &Connection,
         gid: &GroupId,
@@ -374,6 +368,7 @@ mod tests {
         let rejoin = super::super::RejoinRequest {
             group: vec![1],
             key_package: vec![2],
+            held: None,
         };
         assert_eq!(BranchLost::decode(&rejoin.encode()), None);
         assert_eq!(

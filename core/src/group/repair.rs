@@ -11,10 +11,11 @@
 //! there, with the same identity) removes its old leaf and adds the new package in one
 //! commit and Welcomes it; the device replaces its stale group with the Welcome's. What the
 //! device sent on the abandoned branch beyond the horizon is lost.
+use kith_crypto::certificate::VerifiedDevice;
 use kith_crypto::frame::FrameKind;
 use kith_crypto::mls::openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use kith_crypto::mls::openmls::prelude::*;
-use kith_crypto::mls::KithProvider;
+use kith_crypto::mls::{epoch_id, KithProvider};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +25,7 @@ use super::fork::{beats, CommitClass, CommitRank};
 use super::intents::Intent;
 use super::lineage::Lineage;
 use super::store::{self, LoggedCommit};
-use super::{Event, GroupEngine, GroupId, MemberInfo, Outgoing, Output};
+use super::{Event, GroupEngine, GroupId, Outgoing, Output};
 
 /// How many epochs back epoch ids, envelope keys and the commit log are kept, to detect a
 /// peer on a branch that forked beyond the rollback horizon (4 × H).
@@ -44,6 +45,12 @@ pub struct RejoinRequest {
     pub group: Vec<u8>,
     /// A fresh KeyPackage of the requesting device (TLS-serialized).
     pub key_package: Vec<u8>,
+    /// An epoch the requester holds (the first of its branch after the fork) and its
+    /// epoch id: an admin that does not count the requester, and holds another id for
+    /// that epoch, tells it that its branch is lost.
+    /// Absent in requests from before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<(u64, Vec<u8>)>,
 }
 
 impl RejoinRequest {
@@ -164,9 +171,19 @@ impl GroupEngine {
             return Ok(());
         }
         let key_package = self.key_packages(db, 1)?.remove(0);
+        // The first epoch of our branch after the fork, which an admin on the winning
+        // branch is the likeliest to hold another id for (it may be behind our epoch).
+        let held = match store::epoch_record(db, gid, parent + 1)? {
+            Some((id, _)) => (parent + 1, id.to_vec()),
+            None => {
+                let id = epoch_id(&group, self.provider(db).crypto())?;
+                (group.epoch().as_u64(), id.to_vec())
+            }
+        };
         let request = RejoinRequest {
             group: gid.0.clone(),
             key_package,
+            held: Some(held),
         };
         db.execute(
             "INSERT OR IGNORE INTO kith_rejoin_requested (group_id) VALUES (?1)",
@@ -206,9 +223,33 @@ impl GroupEngine {
         let provider = self.provider(db);
         let members = members_of(&load(&provider, &gid)?);
         let package = KeyPackageIn::tls_deserialize_exact(request.key_package.as_slice()).ok();
-        let Some(member) = package.and_then(|p| requester(&provider, &members, p)) else {
-            tracing::debug!("ignoring a rejoin request from a device that is not a member");
+        let Some(device) = package.and_then(|p| requester(&provider, p)) else {
+            tracing::debug!("ignoring a rejoin request without a valid KeyPackage");
             return Ok(());
+        };
+        let member = members
+            .iter()
+            .find(|m| m.address == device.delivery_address && m.identity == device.identity_key);
+        let Some(member) = member else {
+            // Not one of us: if it holds an epoch our chain holds another id for, it sits
+            // on a branch that lost, counting itself a member; tell it (fresh seed 10081:
+            // a device removed on the winning branch asked, was ignored, and stayed alone).
+            return match request.held {
+                Some((epoch, epoch_id))
+                    if super::branch_lost::other_id_held(db, &gid, epoch, &epoch_id)?
+                        == Some(true) =>
+                {
+                    tracing::debug!(
+                        epoch,
+                        "a device that is no member here asks to rejoin: its branch is lost"
+                    );
+                    self.send_branch_lost(db, &gid, device.delivery_address, epoch, epoch_id, out)
+                }
+                _ => {
+                    tracing::debug!("ignoring a rejoin request from a device that is not a member");
+                    Ok(())
+                }
+            };
         };
         let intent = Intent::Readd {
             key_package: request.key_package,
@@ -252,24 +293,14 @@ impl GroupEngine {
     }
 }
 
-/// The member a rejoin request's KeyPackage belongs to: same address, same identity, and a
-/// certificate that verifies.
-fn requester(
-    provider: &KithProvider<'_>,
-    members: &[MemberInfo],
-    package: KeyPackageIn,
-) -> Option<MemberInfo> {
+/// The device a rejoin request's KeyPackage belongs to, if the package and its
+/// certificate verify.
+fn requester(provider: &KithProvider<'_>, package: KeyPackageIn) -> Option<VerifiedDevice> {
     let package = package
         .validate(provider.crypto(), ProtocolVersion::Mls10)
         .ok()?;
     let leaf = package.leaf_node();
-    let device =
-        kith_crypto::mls::verify_leaf_credential(leaf.credential(), leaf.signature_key(), None)
-            .ok()?;
-    members
-        .iter()
-        .find(|m| m.address == device.delivery_address && m.identity == device.identity_key)
-        .cloned()
+    kith_crypto::mls::verify_leaf_credential(leaf.credential(), leaf.signature_key(), None).ok()
 }
 
 /// Whether we asked to be re-added and have not re-joined since.
@@ -293,8 +324,11 @@ mod tests {
         let request = RejoinRequest {
             group: vec![7; 16],
             key_package: vec![1, 2, 3],
+            held: Some((9, vec![4; 32])),
         };
         assert_eq!(RejoinRequest::decode(&request.encode()), Some(request));
+        let old = br#"{"group":[1],"key_package":[2]}"#;
+        assert_eq!(RejoinRequest::decode(old).map(|r| r.held), Some(None));
         assert_eq!(RejoinRequest::decode(b"not json"), None);
         assert_eq!(RejoinRequest::decode(br#"{"group":[1]}"#), None);
         let huge = vec![b' '; MAX_REJOIN_REQUEST_LEN + 1];

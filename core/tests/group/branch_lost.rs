@@ -244,3 +244,31 @@ fn a_device_moved_off_the_branch_it_added_a_device_on_tells_that_device() {
     );
     net.assert_converged(&g, &[1, 2]);
 }
+
+/// Fresh seed 10506: like seed 1788, but the device the rolled-back adder re-added on the
+/// abandoned branch is a member on the winning branch too (it had been removed and
+/// re-added there by the adder). It was not told, as a member, and stayed on the
+/// abandoned branch, counting devices that had left it. Every device welcomed into an
+/// epoch of the branch left is now told, member or not; one still on that branch drops
+/// it and asks to be re-added.
+#[test]
+fn a_device_re_added_on_a_branch_its_adder_left_is_told_even_if_a_member_there() {
+    let (mut net, g) = Network::with_outsiders(4, 4, &[2]);
+    net.remove(2, &g, &[0]);
+    let r = net.take_in_flight();
+    net.make_admin(0, &g, &[1]);
+    net.run_only(&[1, 3]);
+    net.remove(1, &g, &[3]);
+    net.run_only(&[3]);
+    net.add(1, g.clone(), &[3]);
+    net.run_only(&[3]);
+    assert!(net.has_group(3, &g), "device 3 was re-added on G's branch");
+    net.put_in_flight(r);
+    net.run(Order::Sent);
+    net.advance(kith_core::group::LEAVE_STEP_SECS * 4);
+    net.run(Order::Sent);
+    net.advance(kith_core::group::LEAVE_STEP_SECS * 4);
+    net.run(Order::Sent);
+    // Device 3 is a member on R's branch: the admin there re-adds it when it asks.
+    net.assert_converged(&g, &[1, 2, 3]);
+}

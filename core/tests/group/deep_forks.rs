@@ -525,3 +525,32 @@ fn a_chain_that_stops_at_our_own_commit_is_not_taken_and_we_ask_for_a_re_add() {
     net.run(Order::Sent);
     net.assert_each_shown_once(&g, &[0, 1, 2], &["back"]);
 }
+
+/// Fresh seed 10081: a member went deep on a branch of its own (self-updates nobody got)
+/// while the admin removed it on the same parent. Beyond the horizon it asks the admin to
+/// re-add it; the admin does not count it and ignored the request, and the member stayed
+/// alone on its branch. The request now names the first epoch of the requester's branch,
+/// and an admin that holds another id for that epoch tells it that its branch is lost.
+#[test]
+fn a_member_removed_beyond_the_horizon_that_asks_to_rejoin_is_told_its_branch_is_lost() {
+    let (mut net, g) = Network::with_group(3, &[]);
+    for _ in 0..=HORIZON {
+        net.self_update(2, &g);
+    }
+    let deep = net.take_in_flight();
+    net.remove(0, &g, &[2]);
+    net.run(Order::Sent);
+    net.put_in_flight(deep);
+    net.run(Order::Sent);
+    assert!(
+        net.events(2)
+            .iter()
+            .any(|e| matches!(e, Event::RejoinRequested { .. })),
+        "device 2 asked to be re-added"
+    );
+    assert!(
+        !net.has_group(2, &g),
+        "device 2 was told its branch is lost and dropped the group"
+    );
+    net.assert_converged(&g, &[0, 1]);
+}
