@@ -163,11 +163,12 @@ impl GroupEngine {
     }
 
     /// A fork moved us to another branch of `gid` and we are still a member: tell every
-    /// device we Welcomed into an epoch of the branch we left, and that is not a member
-    /// here, that its branch is lost (seed 1788: an admin added a device, then rolled back
-    /// to a removal that left it no admin, so its add waited, and the device stayed on
-    /// the abandoned branch, alone). Devices our redone intents re-added are members here
-    /// and get the new Welcome instead.
+    /// device we Welcomed into an epoch of the branch we left that its branch is lost
+    /// (seed 1788: an admin added a device, then rolled back to a removal that left it no
+    /// admin, so its add waited, and the device stayed on the abandoned branch, alone).
+    /// Members here too (fresh 10506: a device removed and re-added on the branch we left
+    /// held that branch's state; as a member it was not told): one that holds that epoch
+    /// drops it and asks to be re-added; one that moved on keeps the frame, nothing more.
     pub(crate) fn announce_welcomes_left_behind(
         &self,
         db: &Connection,

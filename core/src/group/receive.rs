@@ -524,7 +524,6 @@ fn check_commit_leaves(staged: &StagedCommit) -> Result<(), GroupError> {
     Ok(())
 }
 
-/// The verified device behind a credential (its key was checked when the leaf was accepted).
 /// The verified sender and the content of a decrypted application message; `None` (and
 /// logged) for a leaf whose certificate fails, or content that is not a message of ours.
 pub(crate) fn opened_application(
@@ -549,6 +548,7 @@ pub(crate) fn opened_application(
     }
 }
 
+/// The verified device behind a credential (its key was checked when the leaf was accepted).
 fn device_of(credential: &Credential) -> Result<VerifiedDevice, GroupError> {
     let basic = BasicCredential::try_from(credential.clone()).map_err(|_| {
         GroupError::CertificateMismatch(

@@ -10,7 +10,10 @@
 //! control frame under one admin's device key. That admin (if the device is still a member
 //! there, with the same identity) removes its old leaf and adds the new package in one
 //! commit and Welcomes it; the device replaces its stale group with the Welcome's. What the
-//! device sent on the abandoned branch beyond the horizon is lost.
+//! device sent on the abandoned branch beyond the horizon is lost. An admin that does not
+//! count the device, and holds another epoch id for the epoch the request names (the
+//! first of the device's branch after the fork), answers with `BranchLost`: the device
+//! drops the group instead of keeping a branch nobody else is on (fresh seed 10081).
 use kith_crypto::certificate::VerifiedDevice;
 use kith_crypto::frame::FrameKind;
 use kith_crypto::mls::openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
