@@ -24,6 +24,9 @@ mod own_commits;
 #[path = "group/past_membership.rs"]
 mod past_membership;
 
+#[path = "group/crashes.rs"]
+mod crashes;
+
 use kith_core::content::Content;
 use kith_core::group::{encode_admins, Event, GroupError};
 use kith_crypto::mls::openmls::prelude::{Extension, LeafNodeIndex, UnknownExtension};

@@ -155,7 +155,9 @@ impl World {
             let after = self.fingerprint(i);
             if before.as_deref() != Some(after.as_str()) {
                 self.record.violation(format!(
-                    "torn state: device {i} after a crash differs from before the call"
+                    "torn state: device {i} after a crash differs from before the call \
+                     (before: {}; after: {after})",
+                    before.as_deref().unwrap_or("none")
                 ));
             }
             return Called::Crashed;

@@ -24,6 +24,11 @@ pub enum GroupError {
     /// Reading or writing the engine's tables failed.
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    /// SQLite rolled the call's transaction back after an error met inside openmls's storage
+    /// (an interrupt, a full disk, an I/O error): nothing of the call is kept, and it must
+    /// not go on, or its later writes would land outside any transaction.
+    #[error("the transaction was rolled back by the database: {0}")]
+    RolledBack(String),
     /// Encoding or decoding one of the engine's stored records failed.
     #[error("stored record is corrupt: {0}")]
     CorruptRecord(#[from] serde_json::Error),
@@ -49,6 +54,33 @@ pub enum GroupError {
     /// The operation needs at least one item and got none.
     #[error("nothing to do: the list is empty")]
     EmptyInput,
+}
+
+impl GroupError {
+    /// Whether the call's transaction is failing, so the call must end with this error
+    /// rather than pass over it.
+    pub(crate) fn ends_the_call(&self) -> bool {
+        matches!(self, Self::Database(_) | Self::RolledBack(_))
+    }
+}
+
+/// Hands back an error the caller means to log and pass over, unless SQLite has rolled the
+/// transaction back under it: then [`GroupError::RolledBack`], which ends the call.
+///
+/// openmls reports a failed storage write as its own error, which the engine passes over
+/// where an MLS refusal is expected (a commit that does not apply, a Welcome it cannot
+/// open). If that write was rolled back whole, every write after it would be committed on
+/// its own, and a crash between two of them would leave the state torn (seed 6174: an
+/// interrupted write made an intent look impossible, and the intent was deleted outside
+/// the rolled-back transaction).
+pub(crate) fn unless_rolled_back<E: std::fmt::Debug>(
+    db: &rusqlite::Connection,
+    error: E,
+) -> Result<E, GroupError> {
+    if db.is_autocommit() {
+        return Err(GroupError::RolledBack(format!("{error:?}")));
+    }
+    Ok(error)
 }
 
 /// Turns any openmls error into [`GroupError::Mls`], keeping its description.

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::commands::{hash, load, members_of, mls_frame, parse_key_package, serialize};
-use super::errors::{mls, GroupError};
+use super::errors::{mls, unless_rolled_back, GroupError};
 use super::fork::{CommitClass, CommitRank};
 use super::lineage;
 use super::store::{self, LoggedCommit};
@@ -120,7 +120,7 @@ impl GroupEngine {
             tracing::debug!(id, kind = intent.kind(), "running an intent");
             match self.execute(db, group, id, intent, out) {
                 // The transaction is failing (or was interrupted): let it roll back whole.
-                Err(error @ GroupError::Database(_)) => return Err(error),
+                Err(error) if error.ends_the_call() => return Err(error),
                 // Issued while we were an admin, on a branch a fork replaced: the grant
                 // that made us one may be re-issued here (seed 695), so the intent waits.
                 Err(GroupError::NotAdmin) => {
@@ -128,6 +128,7 @@ impl GroupEngine {
                     store::await_admin(db, id)?;
                 }
                 Err(error) => {
+                    let error = unless_rolled_back(db, error)?;
                     tracing::warn!(%error, "dropping an intent that cannot be committed");
                     store::delete_intent(db, id)?;
                 }

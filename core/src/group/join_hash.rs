@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use kith_crypto::mls::verify_control;
 
-use super::errors::GroupError;
+use super::errors::{unless_rolled_back, GroupError};
 use super::lineage::Lineage;
 use super::{GroupEngine, GroupId, Outgoing, Output};
 
@@ -315,8 +315,11 @@ impl GroupEngine {
             // A Welcome refused now (a leaf whose certificate fails) is dropped; the join
             // hash that came with this frame is still kept.
             match self.receive_welcome(db, &welcome, out) {
-                Err(error @ GroupError::Database(_)) => return Err(error),
-                Err(error) => tracing::warn!(%error, "dropping a waiting Welcome"),
+                Err(error) if error.ends_the_call() => return Err(error),
+                Err(error) => {
+                    let error = unless_rolled_back(db, error)?;
+                    tracing::warn!(%error, "dropping a waiting Welcome");
+                }
                 Ok(()) => {}
             }
         }

@@ -26,7 +26,7 @@ use kith_crypto::mls::{epoch_id, export_epoch_key, EpochExport};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::commands::load;
-use super::errors::GroupError;
+use super::errors::{unless_rolled_back, GroupError};
 use super::lineage::{self, Lineage};
 use super::snapshot;
 use super::store;
@@ -156,6 +156,7 @@ impl GroupEngine {
         let group = match staged.into_group(&provider) {
             Ok(group) => group,
             Err(error) => {
+                let error = unless_rolled_back(db, error)?;
                 tracing::warn!(?error, "a past membership's Welcome did not open");
                 snapshot::load_rows(db, gid, &swap, current)?;
                 return snapshot::drop_slot(db, &swap);
@@ -253,6 +254,7 @@ impl GroupEngine {
         let processed = match processed {
             Ok(processed) => processed,
             Err(error) => {
+                let error = unless_rolled_back(db, error)?;
                 tracing::debug!(?error, "a message of our past membership did not decrypt");
                 return Ok(false);
             }

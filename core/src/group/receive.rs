@@ -9,7 +9,7 @@ use rusqlite::Connection;
 
 use super::admin;
 use super::commands::{hash, load, members_of, AppEnvelope};
-use super::errors::{malformed, mls, GroupError};
+use super::errors::{malformed, mls, unless_rolled_back, GroupError};
 use super::fork::{beats, CommitClass, CommitRank};
 use super::removal;
 use super::store::{self, LoggedCommit};
@@ -169,7 +169,11 @@ impl GroupEngine {
                 out.extend(trial);
             }
             Ok(false) => {}
-            Err(error) => tracing::debug!(%error, "competing commit did not apply"),
+            Err(error) if error.ends_the_call() => return Err(error),
+            Err(error) => {
+                let error = unless_rolled_back(db, error)?;
+                tracing::debug!(%error, "competing commit did not apply");
+            }
         }
         Ok(())
     }
@@ -262,6 +266,7 @@ impl GroupEngine {
         let processed = match group.process_message(provider, protocol) {
             Ok(processed) => processed,
             Err(error) => {
+                let error = unless_rolled_back(db, error)?;
                 tracing::debug!(?error, "commit did not process");
                 return Ok(());
             }
@@ -346,6 +351,7 @@ impl GroupEngine {
         let processed = match group.process_message(&provider, protocol.clone()) {
             Ok(processed) => processed,
             Err(error) => {
+                let error = unless_rolled_back(db, error)?;
                 if !self.receive_past_application(db, protocol, gid, out)? {
                     tracing::debug!(?error, "application message did not decrypt");
                 }

@@ -12,7 +12,7 @@ use rusqlite::Connection;
 
 use super::admin;
 use super::commands::load;
-use super::errors::{malformed, mls, GroupError};
+use super::errors::{malformed, mls, unless_rolled_back, GroupError};
 use super::intents::Intent;
 use super::join_hash;
 use super::lineage::{self, Lineage, LINEAGE_EXTENSION_TYPE};
@@ -92,6 +92,7 @@ impl GroupEngine {
             match StagedWelcome::build_from_welcome(&provider, &group_join_config(), welcome) {
                 Ok(builder) => builder,
                 Err(error) => {
+                    let error = unless_rolled_back(db, error)?;
                     tracing::debug!(?error, "ignoring a Welcome we cannot open");
                     return Ok(None);
                 }

@@ -26,6 +26,9 @@ use rusqlite::Connection;
 #[path = "roles.rs"]
 mod roles;
 
+#[path = "interruptions.rs"]
+mod interruptions;
+
 /// How the frames in flight are delivered in one round.
 #[derive(Clone, Copy, Debug)]
 pub enum Order {
