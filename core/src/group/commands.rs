@@ -37,13 +37,14 @@ pub(crate) fn load(provider: &KithProvider<'_>, group: &GroupId) -> Result<MlsGr
 
 pub(crate) use kith_crypto::mls::openmls::prelude::GroupId as MlsGroupId;
 
-/// The group's members, each from its verified certificate.
+/// The group's members, each from its verified certificate (verified once per process:
+/// `verified_leaves.rs`).
 pub(crate) fn members_of(group: &MlsGroup) -> Vec<MemberInfo> {
     let mut members: Vec<MemberInfo> = group
         .members()
         .filter_map(|m| {
             let key = SignaturePublicKey::from(m.signature_key.clone());
-            let device = verify_leaf_credential(&m.credential, &key, None).ok()?;
+            let device = super::verified_leaves::verified_leaf(&m.credential, &key)?;
             Some(MemberInfo {
                 address: device.delivery_address,
                 identity: device.identity_key,

@@ -33,6 +33,7 @@ mod removal;
 mod repair;
 mod snapshot;
 mod store;
+mod verified_leaves;
 mod welcome;
 
 use kith_crypto::certificate::{DeviceCertificate, DeviceId};

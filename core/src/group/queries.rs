@@ -109,7 +109,7 @@ impl GroupEngine {
 
     /// Every group this device is in.
     pub fn groups(&self, db: &Connection) -> Result<Vec<GroupId>, GroupError> {
-        let mut stmt = db.prepare(
+        let mut stmt = db.prepare_cached(
             "SELECT group_id FROM kith_groups
              WHERE group_id NOT IN (SELECT group_id FROM kith_removed) ORDER BY group_id",
         )?;
