@@ -143,6 +143,8 @@ impl World {
         let span = tracing::debug_span!("d", i).entered();
         let result = f(&device.engine, &tx, self.now, &mut self.rng);
         drop(span);
+        // The fingerprint read the view before the call; the call may have changed it.
+        device.forget_view();
         if fired.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
             drop(result);
             drop(tx);
@@ -401,12 +403,7 @@ impl World {
     pub(crate) fn admins(&self) -> Vec<usize> {
         self.holders()
             .into_iter()
-            .filter(|&i| {
-                let d = &self.devices[i];
-                d.engine
-                    .admins(&d.conn, &self.group)
-                    .is_ok_and(|a| a.contains(&d.address))
-            })
+            .filter(|&i| self.devices[i].is_admin(&self.group))
             .collect()
     }
 }
