@@ -132,6 +132,39 @@ fn is_past_of_our_chain(
         && lineage::first_difference(db, group, lineage)?.is_none())
 }
 
+/// Runs `work` on the past membership's rows: the group's current rows (at `current`) are
+/// set aside and the past ones (at `past`, or none) put in their place. The rows `work`
+/// leaves are then kept as the past membership at the epoch it returns (`None`: not
+/// kept), and the current rows are put back, whether `work` succeeded or not (unless its
+/// error ends the call).
+fn with_past_rows<T>(
+    db: &Connection,
+    gid: &GroupId,
+    current: u64,
+    past: Option<u64>,
+    work: impl FnOnce() -> Result<(T, Option<u64>), GroupError>,
+) -> Result<T, GroupError> {
+    let (swap_slot, past_slot) = (swap_slot(gid), past_slot(gid));
+    snapshot::drop_slot(db, &swap_slot)?;
+    snapshot::save_rows(db, gid, &swap_slot, current)?;
+    match past {
+        Some(epoch) => snapshot::load_rows(db, gid, &past_slot, epoch)?,
+        None => snapshot::clear_rows(db, gid)?,
+    }
+    let result = work();
+    if result.as_ref().is_err_and(|error| error.ends_the_call()) {
+        // The transaction is failing: it rolls back whole, and nothing more is written.
+        return result.map(|(value, _)| value);
+    }
+    if let Ok((_, Some(epoch))) = &result {
+        snapshot::drop_slot(db, &past_slot)?;
+        snapshot::save_rows(db, gid, &past_slot, *epoch)?;
+    }
+    snapshot::load_rows(db, gid, &swap_slot, current)?;
+    snapshot::drop_slot(db, &swap_slot)?;
+    result.map(|(value, _)| value)
+}
+
 impl GroupEngine {
     /// A stale Welcome (its sender and leaves already verified): if it is a past
     /// membership of ours, keep it to read that epoch's messages.
@@ -149,25 +182,24 @@ impl GroupEngine {
         if !is_past_of_our_chain(db, gid, epoch, current, lineage)? {
             return Ok(());
         }
-        let (swap, past) = (swap_slot(gid), past_slot(gid));
-        snapshot::drop_slot(db, &swap)?;
-        snapshot::save_rows(db, gid, &swap, current)?;
-        snapshot::clear_rows(db, gid)?;
-        let group = match staged.into_group(&provider) {
-            Ok(group) => group,
-            Err(error) => {
-                let error = unless_rolled_back(db, error)?;
-                tracing::warn!(?error, "a past membership's Welcome did not open");
-                snapshot::load_rows(db, gid, &swap, current)?;
-                return snapshot::drop_slot(db, &swap);
+        let opened = with_past_rows(db, gid, current, None, || {
+            match staged.into_group(&provider) {
+                Ok(group) => {
+                    let id = epoch_id(&group, provider.crypto())?;
+                    let key =
+                        export_epoch_key(&group, provider.crypto(), EpochExport::EnvelopeKey)?;
+                    Ok((Some((id, key)), Some(epoch)))
+                }
+                Err(error) => {
+                    let error = unless_rolled_back(db, error)?;
+                    tracing::warn!(?error, "a past membership's Welcome did not open");
+                    Ok((None, None))
+                }
             }
+        })?;
+        let Some((id, key)) = opened else {
+            return Ok(());
         };
-        let id = epoch_id(&group, provider.crypto())?;
-        let key = export_epoch_key(&group, provider.crypto(), EpochExport::EnvelopeKey)?;
-        forget(db, gid)?;
-        snapshot::save_rows(db, gid, &past, epoch)?;
-        snapshot::load_rows(db, gid, &swap, current)?;
-        snapshot::drop_slot(db, &swap)?;
         store::record_epoch_in(db, TABLE, gid, epoch, &id, &key)?;
         tracing::debug!(epoch, current, "keeping a past membership");
         // Its messages may have come first and wait in the stash, unopened.
@@ -241,16 +273,11 @@ impl GroupEngine {
         }
         let provider = self.provider(db);
         let current = load(&provider, gid)?.epoch().as_u64();
-        let (swap, past) = (swap_slot(gid), past_slot(gid));
-        snapshot::drop_slot(db, &swap)?;
-        snapshot::save_rows(db, gid, &swap, current)?;
-        snapshot::load_rows(db, gid, &past, held)?;
-        let processed = load(&provider, gid)?.process_message(&provider, protocol);
-        // The ratchet moved on (its keys for this message are deleted): keep that.
-        snapshot::drop_slot(db, &past)?;
-        snapshot::save_rows(db, gid, &past, held)?;
-        snapshot::load_rows(db, gid, &swap, current)?;
-        snapshot::drop_slot(db, &swap)?;
+        // The ratchet moves on (its keys for this message are deleted): that is kept.
+        let processed = with_past_rows(db, gid, current, Some(held), || {
+            let processed = load(&provider, gid)?.process_message(&provider, protocol);
+            Ok((processed, Some(held)))
+        })?;
         let processed = match processed {
             Ok(processed) => processed,
             Err(error) => {
