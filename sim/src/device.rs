@@ -32,8 +32,8 @@ pub(crate) struct Device {
     pub(crate) online: bool,
     /// Progress-handler ticks (8 SQLite VM steps each) before its next call crashes, if armed.
     pub(crate) crash: Option<i64>,
-    /// Whether it holds the group and counts itself an admin of it, as last read; reset
-    /// before every engine call ([`Device::forget_view`]).
+    /// Whether it holds the group and counts itself an admin of it, as last read; forgotten
+    /// after each of its engine calls and on reopen ([`Device::forget_view`]).
     view: RefCell<Option<(GroupId, (bool, bool))>>,
 }
 
@@ -175,7 +175,7 @@ impl Device {
     }
 
     /// Forgets the view [`Device::holds`] and [`Device::is_admin`] read: the engine call
-    /// about to run may change it.
+    /// that just ran (or the reopen) may have changed it.
     pub(crate) fn forget_view(&self) {
         self.view.replace(None);
     }
