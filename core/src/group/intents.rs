@@ -173,7 +173,7 @@ impl GroupEngine {
         let hash = self.commit_own(db, &provider, &mut group, gid, staged.commit, out)?;
         store::settle_intent(db, id, group.epoch().as_u64() - 1, &hash)?;
         if let Some(welcome) = staged.welcome {
-            self.send_welcome(db, gid, group.epoch().as_u64(), &hash, welcome, out)?;
+            self.send_welcome(db, gid, &group, &hash, welcome, out)?;
         }
         if brings_answerers {
             self.resend_leave_request(db, gid, out)?;
@@ -284,17 +284,22 @@ impl GroupEngine {
         Ok(Staged::plain(bundle.into_commit()))
     }
 
-    /// After our commit `hash` that added devices merged (the group is now at `epoch`):
-    /// sends each of them the Welcome, the commit's join hash and the group's name.
+    /// After our commit `hash` that added devices merged into `group`: sends each of them
+    /// the Welcome, the commit's join hash and the group's name.
     fn send_welcome(
         &self,
         db: &Connection,
         gid: &GroupId,
-        epoch: u64,
+        group: &MlsGroup,
         hash: &[u8],
         welcome: Welcome,
         out: &mut Output,
     ) -> Result<(), GroupError> {
+        let epoch = group.epoch().as_u64();
+        let transcript = group
+            .public_group()
+            .group_context()
+            .confirmed_transcript_hash();
         let Welcome { message, added } = welcome;
         for address in &added {
             super::branch_lost::welcomed(db, gid, address, epoch)?;
@@ -305,7 +310,7 @@ impl GroupEngine {
                 .iter()
                 .map(|address| Outgoing::to_device(address, FrameKind::Mls, welcome.clone())),
         );
-        self.send_join_hash(gid, epoch, hash, &added, out);
+        self.send_join_hash(gid, (epoch, transcript), hash, &added, out);
         self.resend_name(db, gid, out)
     }
 

@@ -141,7 +141,7 @@ pub(crate) fn forget_group(db: &Connection, group: &GroupId) -> Result<(), Group
         super::repair::TABLE,
         super::lineage::TABLE,
         super::branch_lost::TABLE,
-        super::join_hash::ADDERS,
+        super::join_hash::JOINS,
         super::kept_notices::TABLE,
         super::own_commits::TABLE,
     ])

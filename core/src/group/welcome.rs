@@ -29,8 +29,8 @@ struct OpenedWelcome {
     epoch: u64,
     /// The adder's chain, with the hash of the add filled in if its join hash came first.
     lineage: Option<Lineage>,
-    /// The adder's leaf signature key.
-    adder_key: Option<Vec<u8>>,
+    /// The adder's leaf signature key and the new epoch's transcript.
+    join: Option<join_hash::Join>,
     /// Our KeyPackage it used.
     used: Option<KeyPackageRef>,
 }
@@ -111,19 +111,19 @@ impl GroupEngine {
         let context = staged.group_context();
         let group = GroupId(context.group_id().as_slice().to_vec());
         let epoch = context.epoch().as_u64();
-        let adder_key: Option<Vec<u8>> = staged
-            .welcome_sender()
-            .ok()
-            .map(|leaf| leaf.signature_key().as_slice().to_vec());
-        if let (Some(lineage), Some(key)) = (lineage.as_mut(), &adder_key) {
-            join_hash::fill_from_pending(db, &group, epoch, key, lineage)?;
+        let join = staged.welcome_sender().ok().map(|leaf| join_hash::Join {
+            signer: leaf.signature_key().as_slice().to_vec(),
+            transcript: Some(context.confirmed_transcript_hash().to_vec()),
+        });
+        if let (Some(lineage), Some(join)) = (lineage.as_mut(), &join) {
+            join_hash::fill_from_pending(db, &group, epoch, join, lineage)?;
         }
         Ok(Some(OpenedWelcome {
             staged,
             group,
             epoch,
             lineage,
-            adder_key,
+            join,
             used,
         }))
     }
@@ -163,8 +163,8 @@ impl GroupEngine {
         if let Some(lineage) = &opened.lineage {
             lineage::store_joined(db, &gid, lineage)?;
         }
-        if let Some(key) = &opened.adder_key {
-            join_hash::record_adder(db, &gid, key)?;
+        if let Some(join) = &opened.join {
+            join_hash::record_join(db, &gid, join)?;
         }
         if let Some(request) = &leaving {
             removal::set_leaving(db, &gid, request)?;

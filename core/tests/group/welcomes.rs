@@ -222,3 +222,67 @@ fn a_device_removed_and_re_added_takes_the_re_adding_welcome_once_the_removal_co
     net.run(Order::Sent);
     net.assert_converged(&g, &[0, 1, 2]);
 }
+
+/// Seed 12737: admin 0 adds device 3 on a branch that then loses fork choice below the
+/// add, rolls back and adds it again into the same epoch number on the winning branch.
+/// Both join hashes name the same group, epoch and signer; the device used to fill in the
+/// first one that came — the abandoned add's — so its chain named a commit the group never
+/// had. Removed and re-added later, it compared the re-adding Welcome's chain with that
+/// wrong hash and, when fork choice favoured the wrong one, ignored it for good. Each join
+/// hash now names its epoch's transcript, and only the device's own is filled in. Whether
+/// the wrong hash would win fork choice is a coin toss per run, so the scenario is run
+/// four times (without the fix, all four pass one time in sixteen).
+#[test]
+fn a_device_added_twice_into_one_epoch_number_takes_the_join_hash_of_its_own_add() {
+    for _ in 0..4 {
+        let (mut net, g) = readded_after_a_rollback_below_the_add();
+        net.remove(0, &g, &[3]);
+        net.add(0, g.clone(), &[3]);
+        net.run(Order::Sent);
+        net.assert_converged(&g, &[0, 1, 2, 3]);
+    }
+}
+
+/// Device 2 self-updates and admin 1, on the same parent, makes device 2 an admin (a
+/// context change, which beats a self-update). Admin 0 merges the self-update first and
+/// adds device 3 on it, then gets the grant, rolls back and adds device 3 again. Device 3
+/// gets the abandoned add's join hash, then the kept add's Welcome and join hash.
+fn readded_after_a_rollback_below_the_add() -> (Network, GroupId) {
+    let (mut net, g) = Network::with_outsiders(4, 3, &[1]);
+    net.self_update(2, &g);
+    let self_update = net.take_in_flight();
+    net.make_admin(1, &g, &[2]);
+    let grant = net.take_in_flight();
+    net.put_in_flight(self_update);
+    net.run_only(&[0]);
+    net.add(0, g.clone(), &[3]);
+    let (abandoned, rest): (Frames, Frames) = net
+        .take_in_flight()
+        .into_iter()
+        .partition(|(to, _)| *to == 3);
+    net.put_in_flight(rest);
+    net.put_in_flight(grant);
+    net.run_only(&[0]);
+    assert!(rolled_back(&net, 0), "admin 0 rolled its add back");
+    net.run_only(&[0, 1, 2]);
+    let kept = net.take_in_flight();
+    assert!(kept.iter().all(|(to, _)| *to == 3), "only device 3 waits");
+    let hash = |frames: &Frames| -> Frames {
+        frames
+            .iter()
+            .filter(|(_, envelope)| envelope.is_control())
+            .cloned()
+            .collect()
+    };
+    let (kept_hash, kept_rest): (Frames, Frames) = kept
+        .into_iter()
+        .partition(|(_, envelope)| envelope.is_control());
+    assert_eq!((hash(&abandoned).len(), kept_hash.len()), (1, 1));
+    for frames in [hash(&abandoned), kept_rest, kept_hash] {
+        net.put_in_flight(frames);
+        net.run_only(&[3]);
+    }
+    net.run(Order::Sent);
+    net.assert_converged(&g, &[0, 1, 2, 3]);
+    (net, g)
+}
