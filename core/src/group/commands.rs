@@ -37,6 +37,22 @@ pub(crate) fn load(provider: &KithProvider<'_>, group: &GroupId) -> Result<MlsGr
 
 pub(crate) use kith_crypto::mls::openmls::prelude::GroupId as MlsGroupId;
 
+/// The epoch of the group state we hold, from its stored group context alone: `load`
+/// also decodes every kept epoch's message secrets, which is most of its cost, so a
+/// caller that needs only the epoch reads this.
+pub(crate) fn held_epoch(provider: &KithProvider<'_>, group: &GroupId) -> Result<u64, GroupError> {
+    fn context<S: kith_crypto::mls::openmls::storage::StorageProvider>(
+        storage: &S,
+        group: &MlsGroupId,
+    ) -> Result<Option<GroupContext>, S::Error> {
+        storage.group_context(group)
+    }
+    context(provider.storage(), &MlsGroupId::from_slice(&group.0))
+        .map_err(mls)?
+        .map(|context| context.epoch().as_u64())
+        .ok_or(GroupError::UnknownGroup)
+}
+
 /// The group's members, each from its verified certificate (verified once per process:
 /// `verified_leaves.rs`).
 pub(crate) fn members_of(group: &MlsGroup) -> Vec<MemberInfo> {

@@ -25,7 +25,7 @@ use kith_crypto::mls::openmls::prelude::*;
 use kith_crypto::mls::{epoch_id, export_epoch_key, EpochExport};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::commands::load;
+use super::commands::{held_epoch, load};
 use super::errors::{unless_rolled_back, GroupError};
 use super::lineage::{self, Lineage};
 use super::snapshot;
@@ -178,7 +178,7 @@ impl GroupEngine {
         out: &mut Output,
     ) -> Result<(), GroupError> {
         let provider = self.provider(db);
-        let current = load(&provider, gid)?.epoch().as_u64();
+        let current = held_epoch(&provider, gid)?;
         if !is_past_of_our_chain(db, gid, epoch, current, lineage)? {
             return Ok(());
         }
@@ -272,7 +272,7 @@ impl GroupEngine {
             return Ok(false);
         }
         let provider = self.provider(db);
-        let current = load(&provider, gid)?.epoch().as_u64();
+        let current = held_epoch(&provider, gid)?;
         // The ratchet moves on (its keys for this message are deleted): that is kept.
         let processed = with_past_rows(db, gid, current, Some(held), || {
             let processed = load(&provider, gid)?.process_message(&provider, protocol);

@@ -8,7 +8,7 @@ use kith_crypto::mls::{verify_leaf_credential, KithProvider};
 use rusqlite::Connection;
 
 use super::admin;
-use super::commands::{hash, load, members_of, AppEnvelope};
+use super::commands::{hash, held_epoch, load, members_of, AppEnvelope};
 use super::errors::{malformed, mls, unless_rolled_back, GroupError};
 use super::fork::{beats, CommitClass, CommitRank};
 use super::removal;
@@ -97,9 +97,8 @@ impl GroupEngine {
         out: &mut Output,
     ) -> Result<(), GroupError> {
         let provider = self.provider(db);
-        let group = load(&provider, gid)?;
         let parent = protocol.epoch().as_u64();
-        let current = group.epoch().as_u64();
+        let current = held_epoch(&provider, gid)?;
         let hash = hash(&provider, bytes)?;
         let removed = removal::removed_parent(db, gid)?;
         tracing::debug!(parent, current, ?removed, hash = %hex::encode(&hash[..4]), "commit in");
@@ -109,6 +108,7 @@ impl GroupEngine {
             return Ok(());
         }
         if parent == current && removed.is_none() {
+            let group = load(&provider, gid)?;
             self.merge_incoming(db, now, &provider, group, gid, protocol, hash, bytes, out)?;
             return Ok(());
         }

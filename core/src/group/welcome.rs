@@ -11,7 +11,6 @@ use kith_crypto::mls::{group_join_config, verify_leaf_credential};
 use rusqlite::Connection;
 
 use super::admin;
-use super::commands::load;
 use super::errors::{malformed, mls, unless_rolled_back, GroupError};
 use super::intents::Intent;
 use super::join_hash;
@@ -204,10 +203,9 @@ impl GroupEngine {
             return Ok(false);
         }
         let provider = self.provider(db);
-        let Ok(group) = load(&provider, gid) else {
+        let Ok(ours) = super::commands::held_epoch(&provider, gid) else {
             return Ok(false);
         };
-        let ours = group.epoch().as_u64();
         Ok(match lineage {
             Some(lineage) => !super::lineage::welcome_is_better(db, gid, ours, epoch, lineage)?,
             None => ours >= epoch,
