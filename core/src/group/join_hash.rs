@@ -402,9 +402,9 @@ impl GroupEngine {
 
     /// Fills the hash of the commit that added us into our lineage, from a kept join hash
     /// for the epoch we joined at that names our join (signed by the adder whose Welcome
-    /// we took, for the transcript we joined with; after a join and on arrival). The frame is used up; the others stay (one may name the add of a
-    /// competing Welcome still to come) until [`MAX_PENDING`] prunes them. True if it
-    /// filled one in.
+    /// we took, for the transcript we joined with; after a join and on arrival). The frame
+    /// is used up; the others stay (one may name the add of a competing Welcome still to
+    /// come) until [`MAX_PENDING`] prunes them. True if it filled one in.
     pub(crate) fn apply_join_hashes(
         &self,
         db: &Connection,
