@@ -267,18 +267,15 @@ fn readded_after_a_rollback_below_the_add() -> (Network, GroupId) {
     net.run_only(&[0, 1, 2]);
     let kept = net.take_in_flight();
     assert!(kept.iter().all(|(to, _)| *to == 3), "only device 3 waits");
-    let hash = |frames: &Frames| -> Frames {
+    let split_hashes = |frames: Frames| -> (Frames, Frames) {
         frames
-            .iter()
-            .filter(|(_, envelope)| envelope.is_control())
-            .cloned()
-            .collect()
+            .into_iter()
+            .partition(|(_, envelope)| envelope.is_control())
     };
-    let (kept_hash, kept_rest): (Frames, Frames) = kept
-        .into_iter()
-        .partition(|(_, envelope)| envelope.is_control());
-    assert_eq!((hash(&abandoned).len(), kept_hash.len()), (1, 1));
-    for frames in [hash(&abandoned), kept_rest, kept_hash] {
+    let (abandoned_hash, _) = split_hashes(abandoned);
+    let (kept_hash, kept_rest) = split_hashes(kept);
+    assert_eq!((abandoned_hash.len(), kept_hash.len()), (1, 1));
+    for frames in [abandoned_hash, kept_rest, kept_hash] {
         net.put_in_flight(frames);
         net.run_only(&[3]);
     }
