@@ -27,6 +27,9 @@ mod past_membership;
 #[path = "group/crashes.rs"]
 mod crashes;
 
+#[path = "group/removed_notifier.rs"]
+mod removed_notifier;
+
 use kith_core::content::Content;
 use kith_core::group::{encode_admins, Event, GroupError};
 use kith_crypto::mls::openmls::prelude::{Extension, LeafNodeIndex, UnknownExtension};

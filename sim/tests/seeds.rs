@@ -35,9 +35,9 @@ const BUDGET: u64 = 2000;
 /// 1391, 1702 and 1932 are in the budget, as are 373, 446, 1339 and 1788, which fail since
 /// orphans count as violations unless a device moved off a branch tells those it added
 /// there.)
-const REGRESSIONS: [u64; 29] = [
+const REGRESSIONS: [u64; 30] = [
     2007, 2010, 2039, 2042, 2070, 2077, 2119, 2148, 2176, 2217, 5039, 5084, 5178, 6036, 6079, 6174,
-    6229, 6476, 8499, 8639, 8644, 8879, 9126, 9635, 9857, 10081, 10506, 10579, 12737,
+    6229, 6476, 8499, 8639, 8644, 8879, 9126, 9635, 9857, 10081, 10506, 10579, 12737, 13756,
 ];
 
 /// Seeds that still fail: open bugs (docs/consistency.md, "Open").

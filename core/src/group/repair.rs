@@ -130,7 +130,12 @@ impl GroupEngine {
             class: CommitClass::from_i64(incumbent.class),
             hash: incumbent.hash.clone(),
         };
-        if beats(&theirs, &ours) && !self.is_admin(db, gid, &self.address)? {
+        // A branch that (tentatively) removes us has no admin in us: our notice would only
+        // pull shallow members onto a branch nobody holds (seed 13756: an admin removed on
+        // its branch, past the horizon only because it had gone deeper on another branch
+        // first, sent the group back to its dead branch).
+        let removed = super::removal::removed_parent(db, gid)?.is_some();
+        if beats(&theirs, &ours) && (removed || !self.is_admin(db, gid, &self.address)?) {
             return self.request_rejoin(db, gid, parent, &[], out);
         }
         self.send_fork_notice(db, gid, parent, incumbent, out)
