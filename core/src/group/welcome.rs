@@ -203,8 +203,17 @@ impl GroupEngine {
             return Ok(false);
         }
         let provider = self.provider(db);
-        let Ok(ours) = super::commands::held_epoch(&provider, gid) else {
-            return Ok(false);
+        let ours = match super::commands::held_epoch(&provider, gid) {
+            Ok(ours) => ours,
+            // The transaction is failing: the call ends, and the Welcome is judged again
+            // when the frame is.
+            Err(error) if error.ends_the_call() => return Err(error),
+            // No state we can read: any Welcome is better than none.
+            Err(error) => {
+                let error = unless_rolled_back(db, error)?;
+                tracing::warn!(%error, "judging a Welcome against a group state we cannot read");
+                return Ok(false);
+            }
         };
         Ok(match lineage {
             Some(lineage) => !super::lineage::welcome_is_better(db, gid, ours, epoch, lineage)?,
