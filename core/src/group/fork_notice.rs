@@ -6,15 +6,15 @@
 //! member's self-update raced an admin who then made ten more commits). Plain fork choice at
 //! the parent would then send the whole deep branch — every admin included — to ask for a
 //! re-add on a branch one device long, with nobody there to answer. So the device that
-//! detects the fork — unless it is a non-admin whose commit loses there: it asks to be
-//! re-added, as before — tells every other member, in a signed `ForkNotice`, which commit
-//! it holds at that parent. A member that holds another commit there re-joins the
-//! notifier's branch if the notifier is an admin and the member can still roll back to the
-//! parent (its own branch is the shallow one), or if fork choice at the parent prefers the
-//! notifier's commit. Only an admin's branch can re-add anyone, which is why a shallow
-//! branch yields only to an admin's. The notice also lists the admins of the notifier's
-//! branch: the member that re-joins asks them, since the admins it knows on its own branch
-//! may have left the notifier's (seed 389).
+//! detects the fork — unless it is a non-admin whose commit loses there, or one that its
+//! own branch removes (seed 13756): it asks to be re-added, as before — tells every other
+//! member, in a signed `ForkNotice`, which commit it holds at that parent. A member that
+//! holds another commit there re-joins the notifier's branch if the notifier is an admin
+//! and the member can still roll back to the parent (its own branch is the shallow one), or
+//! if fork choice at the parent prefers the notifier's commit. Only an admin's branch can
+//! re-add anyone, which is why a shallow branch yields only to an admin's. The notice also
+//! lists the admins of the notifier's branch: the member that re-joins asks them, since the
+//! admins it knows on its own branch may have left the notifier's (seed 389).
 use kith_crypto::frame::FrameKind;
 use kith_crypto::mls::openmls::prelude::tls_codec::Deserialize as _;
 use kith_crypto::mls::openmls::prelude::{MlsGroup, MlsMessageIn};

@@ -107,10 +107,10 @@ fn public_class(protocol: &ProtocolMessage) -> Option<CommitClass> {
 
 impl GroupEngine {
     /// A commit for `parent`, which we moved past beyond the rollback horizon, differs from
-    /// ours there. If it wins fork choice and we are no admin, ask an admin to re-add us (as
-    /// DESIGN.md says); otherwise tell the other members which commit we hold, so that the
-    /// side that must re-join learns it (`fork_notice.rs`: an admin's deep branch is not
-    /// given up for a shallow one).
+    /// ours there. If it wins fork choice and we are no admin, or our branch removes us,
+    /// ask an admin to re-add us (as DESIGN.md says); otherwise tell the other members
+    /// which commit we hold, so that the side that must re-join learns it
+    /// (`fork_notice.rs`: an admin's deep branch is not given up for a shallow one).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn diverged(
         &self,
