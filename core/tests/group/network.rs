@@ -158,8 +158,20 @@ pub fn other_identity() -> IdentityPublicKey {
     IdentityKey::generate(&mut rand::rngs::OsRng).public_key()
 }
 
+/// With `RUST_LOG` set (for example `RUST_LOG=kith_core=debug,group=debug`), the engine's
+/// log goes to the test's output, each line under a `d{i=N}` span naming the device.
+fn trace_if_asked() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 impl Network {
     pub fn new(n: usize) -> Self {
+        trace_if_asked();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut rng = StdRng::seed_from_u64(n as u64);
         let nodes = (0..n).map(|i| device(dir.path(), i, &mut rng)).collect();
@@ -179,6 +191,7 @@ impl Network {
         i: usize,
         f: impl FnOnce(&GroupEngine, &Connection, u64, &mut StdRng) -> Result<(T, Output), GroupError>,
     ) -> Result<T, GroupError> {
+        let _device = tracing::debug_span!("d", i).entered();
         let node = &self.nodes[i];
         let tx = begin_immediate(&node.conn).expect("begin");
         let result = f(&node.engine, &tx, self.now, &mut self.rng);
