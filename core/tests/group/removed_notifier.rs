@@ -51,15 +51,13 @@ fn an_admin_removed_on_its_branch_sends_no_fork_notice_for_it() {
     // X reaches admin 1, which cannot roll back to p.
     net.put_in_flight(only(x, &[1]));
     net.run(Order::Sent);
-    let forks_at_p = |net: &Network| {
-        net.events(3)
-            .iter()
-            .filter(|e| matches!(e, Event::ForkResolved { parent_epoch, .. } if *parent_epoch == p))
-            .count()
-    };
+    let forks_at_p = net
+        .events(3)
+        .iter()
+        .filter(|e| matches!(e, Event::ForkResolved { parent_epoch, .. } if *parent_epoch == p))
+        .count();
     assert_eq!(
-        forks_at_p(&net),
-        1,
+        forks_at_p, 1,
         "device 3 resolved the fork at p once, for X, and was not pulled back onto C"
     );
     assert!(
